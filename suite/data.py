@@ -1,0 +1,64 @@
+"""Batches as index slices of tensors that already live on the training device.
+
+For small datasets this replaces ``DataLoader(TensorDataset)``: no per-sample collation, no worker
+processes, no host-to-device copy per step. Measured here (issue 2): a 40-256-256-10 MLP on 4,000
+samples, batch 64, 20 epochs: 6.1 s through Lightning with a DataLoader, 3.0 s with index slices,
+2.4 s as a bare PyTorch loop. Lightning accepts any iterable with ``__len__`` as a dataloader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from tasks.base import Split
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class IndexBatches:
+    """Iterate over ``(x, y)`` mini-batches of a split.
+
+    Args:
+        split: tensors on the device where training runs.
+        batch_size: samples per batch; the last batch may be smaller (nothing is dropped).
+        shuffle: draw a new permutation every epoch from a generator seeded with ``seed``,
+            so the batch order is the same for the same seed.
+        seed: seed of the permutation generator.
+        augment: optional transform applied to each training batch's inputs.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        augment: Augment | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size=}")
+        self.x, self.y = split.x, split.y
+        self.batch_size = min(batch_size, len(split))
+        self.shuffle = shuffle
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, b = len(self.x), self.batch_size
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.x.device)
+            for start in range(0, n, b):
+                idx = order[start : start + b]
+                x = self.x[idx]
+                if self.augment is not None:
+                    x = self.augment(x, self.generator)
+                yield x, self.y[idx]
+        else:
+            for start in range(0, n, b):
+                yield self.x[start : start + b], self.y[start : start + b]

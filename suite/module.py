@@ -1,0 +1,164 @@
+"""The LightningModule shared by all families: optimizer, regularizers, metrics, epoch history.
+
+A family file holds only its network; this module owns everything that must be the same for every
+family so that they are judged alike. Families with another training paradigm (GAN, VAE) subclass
+it and override the steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from suite.metrics import MetricSet, loss_function, metric_inputs, task_metrics
+from suite.optimizers import OPTIMIZERS, build_schedule
+from suite.regularizers import Regularizer
+from tasks.base import Split, Task
+
+
+class SuiteModule(pl.LightningModule):
+    """Train ``net`` on ``task`` with the named optimizer and regularizers.
+
+    Args:
+        net: plain ``nn.Module`` mapping task inputs to outputs.
+        task: the task (owns loss, metrics and direction).
+        optimizer: optimizer registry name.
+        params: resolved params of the whole trial (optimizer, regularizer and family params).
+        regularizers: resolved regularizers.
+        epochs: epoch budget (for the learning-rate schedule).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        task: Task,
+        optimizer: str,
+        params: Mapping[str, Any],
+        regularizers: Sequence[Regularizer] = (),
+        epochs: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {"task": task.name, "optimizer": optimizer, "params": dict(params), "epochs": epochs,
+             "regularizers": [r.name for r in regularizers]}
+        )
+        self.net = net
+        self.task = task
+        self.optimizer_name = optimizer
+        self.params = dict(params)
+        self.regularizers = list(regularizers)
+        self.epochs = epochs
+        self.loss_fn = loss_function(task.loss)
+        self.metrics = self.make_metrics()
+        self.history: list[dict[str, float]] = []
+        self._train_loss_sum: torch.Tensor | None = None
+        self._train_batches = 0
+        self._val_loss_sum: torch.Tensor | None = None
+        self._val_batches = 0
+        self._fit_started = 0.0
+        self.epoch_end_metrics: dict[str, float] = {}
+
+    # ----------------------------------------------------------------------- overridable parts
+    def make_metrics(self) -> MetricSet:
+        """Per-split metric collections; families with other outputs override this."""
+        return MetricSet(task_metrics(self.task))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
+        """``(loss, metric_preds, metric_target)`` for one batch, the same for every split."""
+        x, y = batch
+        out = self(x)
+        loss = self.loss_fn(out, y)
+        preds, target = metric_inputs(self.task, out.detach(), y)
+        return loss, preds, target
+
+    def penalty(self) -> torch.Tensor | float:
+        """Sum of the regularizers' loss penalties (L1)."""
+        total: torch.Tensor | float = 0.0
+        for reg in self.regularizers:
+            if reg.penalty is not None:
+                total = total + reg.penalty(self.net, self.params)
+        return total
+
+    # ----------------------------------------------------------------------------------- train
+    def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss_sum = torch.zeros((), device=self.device)
+        self._train_batches = 0
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, _, _ = self.model_step(batch)
+        self._train_loss_sum += loss.detach()
+        self._train_batches += 1
+        return loss + self.penalty()
+
+    def on_train_epoch_end(self) -> None:
+        train_loss = float(self._train_loss_sum) / max(self._train_batches, 1)
+        row = {"epoch": self.current_epoch + 1, "train/loss": train_loss}
+        row.update(self.epoch_end_metrics)
+        row["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        row["time_s"] = time.perf_counter() - self._fit_started
+        self.history.append(row)
+        self.log("train/loss", train_loss)
+        if not math.isfinite(train_loss):  # diverged: stop now, the trial records it
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_loss_sum = torch.zeros((), device=self.device)
+        self._val_batches = 0
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, preds, target = self.model_step(batch)
+        self._val_loss_sum += loss
+        self._val_batches += 1
+        self.metrics["val"].update(preds, target)
+
+    def on_validation_epoch_end(self) -> None:
+        values = {k: float(v) for k, v in self.metrics["val"].compute().items()}
+        self.metrics["val"].reset()
+        values["val/loss"] = float(self._val_loss_sum) / max(self._val_batches, 1)
+        self.epoch_end_metrics = values
+        self.log_dict(values)
+
+    # ------------------------------------------------------------------------------ evaluation
+    @torch.inference_mode()
+    def evaluate(self, split: Split, name: str, batch_size: int = 4096) -> dict[str, float]:
+        """Metrics of the current weights on a whole split, keyed ``name/metric``."""
+        was_training = self.training
+        self.eval()
+        metrics = self.metrics[name] if name in self.metrics else self.metrics["test"]
+        metrics.reset()
+        loss_sum, n = 0.0, 0
+        for start in range(0, len(split), batch_size):
+            x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+            loss, preds, target = self.model_step((x, y))
+            loss_sum += float(loss) * len(x)
+            n += len(x)
+            metrics.update(preds, target)
+        out = {f"{name}/{k.split('/', 1)[1]}": float(v) for k, v in metrics.compute().items()}
+        metrics.reset()
+        out[f"{name}/loss"] = loss_sum / max(n, 1)
+        self.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        spec = OPTIMIZERS.get(self.optimizer_name)
+        weight_decay = sum(r.weight_decay(self.params) for r in self.regularizers if r.weight_decay)
+        optimizer = spec.build(self.parameters(), self.params, weight_decay)
+        schedule = build_schedule(optimizer, self.params.get("schedule", "none"), self.epochs)
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}

@@ -1,0 +1,130 @@
+"""Optimizers and learning-rate schedules, registered by name.
+
+Batch, mini-batch and stochastic gradient descent are all ``sgd``: set ``batch_size`` to the
+training-set size, to B, or to 1. Weight decay is not an optimizer param: it is the ``l2``
+regularizer, which every optimizer here accepts (decoupled for ``adamw``, coupled otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from suite.params import Param
+from suite.registry import Registry
+
+Build = Callable[[Iterable[torch.nn.Parameter], Mapping[str, Any], float], torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A registered optimizer.
+
+    Args:
+        name: registry name.
+        build: ``build(parameters, params, weight_decay) -> torch.optim.Optimizer``.
+        params: declared hyperparameters (always including ``lr``).
+        description: one line.
+    """
+
+    name: str
+    build: Build
+    params: tuple[Param, ...]
+    description: str = ""
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": {p.name: p.default for p in self.params},
+        }
+
+
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+
+
+def lr(default: float) -> Param:
+    return Param("lr", default, low=1e-6, high=10.0, log=True, search=(1e-4, 1e-1) if default < 0.05
+                 else (1e-3, 1.0), help="learning rate")
+
+
+MOMENTUM = Param("momentum", 0.9, low=0.0, high=0.999, search=(0.5, 0.99), help="momentum factor")
+BETA1 = Param("beta1", 0.9, low=0.0, high=0.9999, search=(0.8, 0.95), help="Adam beta1")
+BETA2 = Param("beta2", 0.999, low=0.0, high=0.99999, search=(0.99, 0.9999), help="Adam beta2")
+
+
+def _add(name: str, params: tuple[Param, ...], description: str) -> Callable[[Build], Build]:
+    def decorator(build: Build) -> Build:
+        OPTIMIZERS.add(name, OptimizerSpec(name, build, params, description))
+        return build
+
+    return decorator
+
+
+@_add("sgd", (lr(0.05),), "plain SGD; batch/mini-batch/stochastic GD by batch_size = N / B / 1")
+def _sgd(ps, p, wd):
+    return torch.optim.SGD(ps, lr=p["lr"], weight_decay=wd)
+
+
+@_add("momentum", (lr(0.02), MOMENTUM), "SGD with heavy-ball momentum")
+def _momentum(ps, p, wd):
+    return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], weight_decay=wd)
+
+
+@_add("nesterov", (lr(0.02), MOMENTUM), "SGD with Nesterov momentum")
+def _nesterov(ps, p, wd):
+    return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], nesterov=True, weight_decay=wd)
+
+
+@_add("adam", (lr(1e-3), BETA1, BETA2), "Adam (weight decay coupled, as L2 in the gradient)")
+def _adam(ps, p, wd):
+    return torch.optim.Adam(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
+
+
+@_add("adamw", (lr(1e-3), BETA1, BETA2), "AdamW (weight decay decoupled)")
+def _adamw(ps, p, wd):
+    return torch.optim.AdamW(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
+
+
+@_add(
+    "rmsprop",
+    (lr(1e-3), Param("alpha", 0.99, low=0.0, high=0.9999, search=(0.9, 0.999), help="smoothing"),
+     Param("momentum", 0.0, low=0.0, high=0.999, search=(0.0, 0.95), help="momentum factor")),
+    "RMSprop",
+)
+def _rmsprop(ps, p, wd):
+    return torch.optim.RMSprop(
+        ps, lr=p["lr"], alpha=p["alpha"], momentum=p["momentum"], weight_decay=wd
+    )
+
+
+@_add("adagrad", (lr(0.01),), "Adagrad")
+def _adagrad(ps, p, wd):
+    return torch.optim.Adagrad(ps, lr=p["lr"], weight_decay=wd)
+
+
+# ------------------------------------------------------------------------------------ schedules
+
+SCHEDULE = Param(
+    "schedule",
+    "none",
+    choices=("none", "cosine", "step"),
+    help="learning-rate schedule over the epoch budget: none, cosine to 0, or step (x0.1 at 50%/75%)",
+)
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, name: str, epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-epoch learning-rate scheduler called ``name`` (``None`` for ``"none"``)."""
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if name == "step":
+        milestones = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    raise ValueError(f"schedule must be one of {SCHEDULE.choices}, got {name!r}")

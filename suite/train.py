@@ -1,0 +1,319 @@
+"""One trial, top to bottom: ``train(config) -> record``.
+
+The CLI, the Optuna objective, multi-seed confirm runs and the tests all call :func:`train`.
+Configuration errors raise :class:`SuiteError` before anything runs; failures during training
+become a record with ``status="failed"`` and the error, never a lost result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from suite.errors import SuiteError
+from suite.families import FAMILIES, Family
+from suite.optimizers import OPTIMIZERS, SCHEDULE, OptimizerSpec
+from suite.params import Param, resolve
+from suite.regularizers import REGULARIZERS, Regularizer, resolve_regularizers
+from tasks import TASKS, Task
+
+RECORD_SCHEMA = 1
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrialConfig:
+    """Everything that defines one trial.
+
+    Args:
+        task, family, optimizer: registry names.
+        regularizers: regularizer names; empty means ``("none",)``.
+        params: param values by name (strings are parsed, e.g. from ``--param``); the rest take
+            their declared defaults.
+        epochs: epoch budget; ``None`` = the task's default.
+        seed: seeds initialisation, batch order and augmentation (the data split is the task's).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    task: str
+    family: str
+    optimizer: str = "adam"
+    regularizers: Sequence[str] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["regularizers"] = list(self.regularizers) or ["none"]
+        return d
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A validated config: registry entries looked up, params resolved, device chosen."""
+
+    config: TrialConfig
+    task: Task
+    family: Family
+    optimizer: OptimizerSpec
+    regularizers: list[Regularizer]
+    params: dict[str, Any]
+    epochs: int
+    device: str
+
+
+def trial_params(task: Task) -> tuple[Param, ...]:
+    """Params every trial has, whatever the family: batch size and LR schedule."""
+    return (
+        Param("batch_size", task.batch_size, low=1, high=1 << 20, log=True, search=(16, 256),
+              help="mini-batch size (N = batch GD, 1 = stochastic GD)"),
+        SCHEDULE,
+    )
+
+
+def declared_params(
+    task: Task, family: Family, optimizer: OptimizerSpec, regularizers: Sequence[Regularizer]
+) -> list[Param]:
+    """All params of an arm, in order: trial, optimizer, family, regularizers."""
+    out = [*trial_params(task), *optimizer.params, *family.declared(task)]
+    for reg in regularizers:
+        out += reg.params
+    return out
+
+
+def resolve_config(config: TrialConfig) -> Resolved:
+    """Validate ``config``; raise :class:`SuiteError` naming the bad value and what is allowed."""
+    task = TASKS.get(config.task)
+    family = FAMILIES.get(config.family)
+    if family.name not in task.families:
+        raise SuiteError(
+            f"family {family.name!r} is not compatible with task {task.name!r}; "
+            f"compatible: {', '.join(task.families)}"
+        )
+    optimizer = OPTIMIZERS.get(config.optimizer)
+    regularizers = resolve_regularizers(tuple(config.regularizers))
+    for reg in regularizers:
+        missing = [p for p in reg.network_params if p not in family.supports]
+        if missing:
+            raise SuiteError(
+                f"regularizer {reg.name!r} needs a network with {', '.join(missing)}, which family "
+                f"{family.name!r} does not have; it supports: {', '.join(family.supports) or 'none'}"
+            )
+        if reg.augment and task.augment is None:
+            raise SuiteError(
+                f"regularizer 'augment' needs a task augmentation, which task {task.name!r} "
+                "does not define"
+            )
+    hints = {
+        p.name: f"it needs --regularizer {r.name}"
+        for _, r in REGULARIZERS.items()
+        for p in r.params
+    }
+    params = resolve(declared_params(task, family, optimizer, regularizers), config.params,
+                     hints=hints)
+    epochs = task.epochs if config.epochs is None else config.epochs
+    if not isinstance(epochs, int) or epochs < 1:
+        raise SuiteError(f"epochs must be an integer >= 1, got {epochs!r}")
+    return Resolved(config, task, family, optimizer, regularizers, params, epochs,
+                    resolve_device(config.device))
+
+
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda`` for a requested ``auto|cpu|cuda``."""
+    if device not in DEVICES:
+        raise SuiteError(f"device {device!r} is not valid; allowed: {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SuiteError("device 'cuda' was asked for but CUDA is not available; use cpu or auto")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's per-trial banners and the warnings that do not apply to index batches."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def count_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def build_module(r: Resolved):
+    """The LightningModule of a resolved config (network built, optimizer named)."""
+    from suite.module import SuiteModule
+
+    net = r.family.build(r.task, r.params)
+    module_cls = r.family.module or SuiteModule
+    return module_cls(net, task=r.task, optimizer=r.optimizer.name, params=r.params,
+                      regularizers=r.regularizers, epochs=r.epochs)
+
+
+def train(
+    config: TrialConfig,
+    *,
+    callbacks: Sequence[Any] = (),
+    logger: Any = False,
+) -> dict[str, Any]:
+    """Train and evaluate one trial; return its flat, JSON-able record.
+
+    Args:
+        config: the trial.
+        callbacks: extra Lightning callbacks (Optuna pruning, tracking).
+        logger: a Lightning logger, or ``False`` for none.
+
+    Raises:
+        SuiteError: the config is invalid (nothing has run).
+    """
+    import lightning.pytorch as pl
+
+    from suite.data import IndexBatches
+
+    r = resolve_config(config)
+    started = time.perf_counter()
+    record: dict[str, Any] = {
+        "schema": RECORD_SCHEMA,
+        "task": r.task.name,
+        "family": r.family.name,
+        "optimizer": r.optimizer.name,
+        "regularizers": [reg.name for reg in r.regularizers],
+        "params": dict(r.params),
+        "seed": config.seed,
+        "epochs": r.epochs,
+        "batch_size": r.params["batch_size"],
+        "device": r.device,
+        "status": "running",
+        "error": None,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task_info": {k: v for k, v in r.task.summary().items() if k != "description"},
+        "versions": versions(),
+    }
+    quiet_lightning()
+    if r.device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    module = None
+    try:
+        pl.seed_everything(config.seed, workers=True, verbose=False)
+        splits = r.task.load().to(r.device)
+        module = build_module(r)
+        record["n_params"] = count_params(module.net)
+        monitor = f"val/{r.task.metric}"
+        mode = "max" if r.task.direction == "maximize" else "min"
+        extra_callbacks = [cb for reg in r.regularizers if reg.callbacks
+                           for cb in reg.callbacks(r.params, monitor, mode)]
+        trainer_kwargs: dict[str, Any] = {}
+        for reg in r.regularizers:
+            if reg.trainer_kwargs:
+                trainer_kwargs.update(reg.trainer_kwargs(r.params))
+        augment = r.task.augment if any(reg.augment for reg in r.regularizers) else None
+        train_batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True,
+                                     seed=config.seed, augment=augment)
+        val_batches = IndexBatches(splits.val, 4096)
+        trainer = pl.Trainer(
+            accelerator="gpu" if r.device == "cuda" else "cpu",
+            devices=1,
+            max_epochs=r.epochs,
+            logger=logger,
+            callbacks=[*extra_callbacks, *callbacks],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True if r.device == "cpu" else "warn",
+            use_distributed_sampler=False,
+            log_every_n_steps=max(len(train_batches), 1),
+            **trainer_kwargs,
+        )
+        fit_start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches)
+        fit_s = time.perf_counter() - fit_start
+        epochs_run = len(module.history)
+        metrics: dict[str, float] = {}
+        for name in ("train", "val", "test"):
+            metrics.update(module.evaluate(getattr(splits, name), name))
+        record.update(
+            status="complete",
+            epochs_run=epochs_run,
+            steps=int(trainer.global_step),
+            fit_s=fit_s,
+            samples_per_s=epochs_run * len(splits.train) / fit_s if fit_s > 0 else None,
+            metrics=metrics,
+            curves=curves(module.history),
+        )
+        stopper = next((cb for cb in extra_callbacks if hasattr(cb, "best_epoch")), None)
+        if stopper is not None:
+            record["best_epoch"] = None if stopper.best_epoch is None else stopper.best_epoch + 1
+        if not all(math.isfinite(row["train/loss"]) for row in module.history):
+            record["status"] = "diverged"
+            record["error"] = "non-finite training loss"
+        record["primary"] = primary(r.task, record)
+    except SuiteError:
+        raise
+    except Exception as exc:  # a failure becomes a record, never a lost result
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=8))
+        if module is not None and module.history:
+            record["curves"] = curves(module.history)
+    record["wall_s"] = time.perf_counter() - started
+    return record
+
+
+def curves(history: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per-epoch rows turned into one list per key (``epoch``, ``train/loss``, ``val/...``)."""
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    return {k: [row.get(k, math.nan) for row in history] for k in keys}
+
+
+def primary(task: Task, record: dict[str, Any]) -> dict[str, Any]:
+    """The task's primary metric on test, and the first epoch/time at which val reached target."""
+    metric = task.metric
+    c = record.get("curves", {})
+    hit = next(
+        (i for i, v in enumerate(c.get(f"val/{metric}", []))
+         if task.has_reached_target({f"val/{metric}": v})),
+        None,
+    )
+    return {
+        "metric": metric,
+        "direction": task.direction,
+        "target": task.target,
+        "value": record.get("metrics", {}).get(f"test/{metric}"),
+        "epochs_to_target": None if hit is None else hit + 1,
+        "time_to_target_s": None if hit is None else c["time_s"][hit],
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape a result."""
+    import lightning
+    import numpy
+    import torchmetrics
+
+    import suite
+
+    return {
+        "suite": suite.__version__,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }

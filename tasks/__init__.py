@@ -1,0 +1,11 @@
+"""Standardized tasks. Each module registers its ``Task``; adding a task = adding one module here."""
+
+from tasks import digits, mnist1d  # noqa: F401  (registration side effects)
+from tasks.base import KINDS, TASKS, Split, Splits, Task, register
+
+__all__ = ["KINDS", "TASKS", "Split", "Splits", "Task", "register", "get_task"]
+
+
+def get_task(name: str) -> Task:
+    """The registered task called ``name`` (unknown names list the known ones)."""
+    return TASKS.get(name)

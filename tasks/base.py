@@ -1,0 +1,225 @@
+"""The task contract: a standardized problem owns its data, split, loss, metric, target and budget.
+
+Like an AlgoPerf workload or a DeepOBS test problem, every family trained on a task is judged the
+same way: same data and split, same loss, same primary metric and the same target value.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from suite.registry import Registry
+
+Kind = Literal[
+    "classification",
+    "regression",
+    "forecasting",
+    "reconstruction",
+    "anomaly",
+    "generation",
+    "transfer",
+]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+
+Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs ``x`` (N, *input_shape) float32 and targets ``y`` (N,) or (N, k) of one split."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x and y differ in length: {len(self.x)} != {len(self.y)}")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The fixed train / validation / test splits of a task."""
+
+    train: Split
+    val: Split
+    test: Split
+
+    def to(self, device: torch.device | str) -> Splits:
+        return Splits(self.train.to(device), self.val.to(device), self.test.to(device))
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A standardized task.
+
+    Args:
+        name: registry name (``digits``, ``mnist1d``).
+        kind: problem kind; decides the loss and metrics family (see ``KINDS``).
+        input_shape: shape of one input without the batch dimension, channels first
+            (``(1, 8, 8)`` for an image, ``(1, 40)`` for a signal of length 40).
+        outputs: number of classes for classification (1 = binary), output size for regression.
+        metric: primary metric name as logged without the split prefix (``accuracy``, ``rmse``).
+        direction: whether a larger (``maximize``) or smaller primary metric is better.
+        target: the value of the primary metric that counts as solved (time/energy-to-target).
+        epochs: default training budget in epochs.
+        batch_size: default mini-batch size.
+        families: names of the architecture families that can run on this task.
+        loader: ``loader(seed) -> Splits``; the same seed always gives the same split.
+        loss: loss name (``cross_entropy``, ``bce``, ``mse``); families may train with their own
+            objective (GAN, VAE) but are still scored on ``metric``.
+        split_seed: the seed of the standard split; every benchmark trial uses it, so all arms see
+            the same data, while the trial seed varies initialisation and batch order.
+        augment: optional ``augment(x, generator) -> x`` applied to training batches when the
+            ``augment`` regularizer is on.
+        description: one paragraph: source, sizes, split, metric.
+    """
+
+    name: str
+    kind: Kind
+    input_shape: tuple[int, ...]
+    outputs: int
+    metric: str
+    direction: Direction
+    target: float
+    epochs: int
+    batch_size: int
+    families: tuple[str, ...]
+    loader: Callable[[int], Splits] = field(repr=False, compare=False)
+    loss: str = "cross_entropy"
+    split_seed: int = 0
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = field(
+        default=None, repr=False, compare=False
+    )
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"task kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs=}, {self.batch_size=}")
+
+    def load(self, seed: int | None = None) -> Splits:
+        """Return the train/val/test splits; ``seed`` defaults to the standard ``split_seed``."""
+        return self.loader(self.split_seed if seed is None else seed)
+
+    def has_reached_target(self, metrics: Mapping[str, float], split: str = "val") -> bool:
+        """Whether ``metrics[f"{split}/{metric}"]`` is at least as good as the target."""
+        value = metrics.get(f"{split}/{self.metric}")
+        if value is None or not np.isfinite(value):
+            return False
+        return value >= self.target if self.direction == "maximize" else value <= self.target
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether primary-metric value ``a`` is strictly better than ``b``."""
+        return a > b if self.direction == "maximize" else a < b
+
+    def summary(self) -> dict:
+        """JSON-able description of the task (for ``suite list tasks --json`` and records)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "input_shape": list(self.input_shape),
+            "outputs": self.outputs,
+            "metric": self.metric,
+            "direction": self.direction,
+            "target": self.target,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "loss": self.loss,
+            "families": list(self.families),
+            "augment": self.augment is not None,
+            "description": self.description,
+        }
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register(task: Task) -> Task:
+    """Add a task to the registry (tasks are values, so this is a call, not a decorator)."""
+    return TASKS.add(task.name, task)
+
+
+# ---------------------------------------------------------------------------------- data helpers
+
+
+def cache_dir() -> Path:
+    """Folder for generated or downloaded data: ``$SUITE_CACHE`` or ``~/.cache/dl-benchsuite``."""
+    path = Path(os.environ.get("SUITE_CACHE") or Path.home() / ".cache" / "dl-benchsuite")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cached_npz(name: str, key: str, make: Callable[[], Mapping[str, np.ndarray]]) -> dict:
+    """Load arrays from ``cache_dir()/name-<hash(key)>.npz``, or ``make()`` and store them.
+
+    The file is written atomically (temporary name, then rename), so parallel test workers never
+    read half a file; a corrupt cache file is regenerated.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = cache_dir() / f"{name}-{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    arrays = {k: np.asarray(v) for k, v in make().items()}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
+def stratified_split(
+    y: np.ndarray, fractions: tuple[float, ...], seed: int
+) -> tuple[np.ndarray, ...]:
+    """Split indices ``0..len(y)-1`` into parts of the given fractions, stratified by label.
+
+    The last part takes the remainder. Deterministic for a seed; parts never overlap.
+    """
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    parts: list[np.ndarray] = []
+    rest, rest_y, left = idx, y, 1.0
+    for frac in fractions[:-1]:
+        take, rest = train_test_split(
+            rest, train_size=frac / left, random_state=seed, stratify=rest_y
+        )
+        rest_y = y[rest]
+        left -= frac
+        parts.append(np.sort(take))
+    parts.append(np.sort(rest))
+    return tuple(parts)
+
+
+def as_split(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...], y_dtype=torch.long) -> Split:
+    """Make a :class:`Split` of float32 inputs reshaped to ``(N, *shape)``."""
+    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32).reshape(len(x), *shape)
+    return Split(xt, torch.as_tensor(np.ascontiguousarray(y), dtype=y_dtype))
+
+
+def memoize(fn: Callable[[int], Splits]) -> Callable[[int], Splits]:
+    """Cache a loader per seed within the process (tensors are never modified in place)."""
+    return functools.lru_cache(maxsize=4)(fn)

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from suite.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_list_json_for_each_kind():
+    for what in ("tasks", "families", "optimizers", "regularizers"):
+        result = invoke("list", what, "--json")
+        assert result.exit_code == 0, result.output
+        names = [e["name"] for e in json.loads(result.stdout)]
+        assert names == sorted(names) and names
+    tasks = json.loads(invoke("list", "tasks", "--json").stdout)
+    assert all(t["families"] for t in tasks)
+
+
+def test_list_table():
+    result = invoke("list")
+    assert result.exit_code == 0 and "mnist1d" in result.stdout and "adamw" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "nope", "--family", "mlp"], "error: unknown task 'nope'; known: digits, mnist1d"),
+        (["--task", "digits", "--family", "nope"], "error: unknown family 'nope'"),
+        (["--task", "digits", "--family", "mlp", "--optimizer", "lion"], "error: unknown optimizer 'lion'"),
+        (["--task", "digits", "--family", "mlp", "--regularizer", "magic"], "error: unknown regularizer 'magic'"),
+        (["--task", "digits", "--family", "mlp", "--param", "depth=99"], "error: param depth=99 is out of range"),
+        (["--task", "digits", "--family", "mlp", "--param", "foo=1"], "error: unknown param 'foo'"),
+        (["--task", "digits", "--family", "mlp", "--param", "depth"], "error: --param 'depth' is not of the form key=value"),
+        (["--task", "digits", "--family", "mlp", "--device", "tpu"], "error: device 'tpu' is not valid"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, message):
+    result = invoke("run", *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_run_json_prints_exactly_one_record_and_writes_it(tmp_path):
+    result = invoke("run", "--task", "digits", "--family", "mlp", "--epochs", "1", "--device",
+                    "cpu", "--param", "width=16", "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["status"] == "complete" and record["params"]["width"] == 16
+    (written,) = tmp_path.glob("*.json")
+    assert json.loads(written.read_text())["metrics"] == record["metrics"]
+
+
+def test_run_readable_summary():
+    result = invoke("run", "--task", "digits", "--family", "mlp", "--epochs", "1", "--device",
+                    "cpu", "--param", "width=16")
+    assert result.exit_code == 0
+    assert "accuracy" in result.stdout and "status complete" in result.stdout
+
+
+def test_console_script_exit_code_and_clean_stdout():
+    """The real entry point: a user error exits 2 with one stderr line, nothing on stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "run", "--task", "nope", "--family", "mlp"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown task 'nope'; known: digits, mnist1d"
+    ]
