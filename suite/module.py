@@ -94,6 +94,7 @@ class SuiteModule(pl.LightningModule):
         self._fit_started = time.perf_counter()
 
     def on_train_epoch_start(self) -> None:
+        self.epoch_end_metrics = {}
         self._train_loss_sum = torch.zeros((), device=self.device)
         self._train_batches = 0
 
@@ -129,7 +130,7 @@ class SuiteModule(pl.LightningModule):
         values = {k: float(v) for k, v in self.metrics["val"].compute().items()}
         self.metrics["val"].reset()
         values["val/loss"] = float(self._val_loss_sum) / max(self._val_batches, 1)
-        self.epoch_end_metrics = values
+        self.epoch_end_metrics.update(values)
         self.log_dict(values)
 
     # ------------------------------------------------------------------------------ evaluation

@@ -21,12 +21,14 @@ from typing import Any
 
 import torch
 
+from suite.diagnostics import Diagnostics, summarize
 from suite.errors import SuiteError
 from suite.families import FAMILIES, Family
 from suite.optimizers import OPTIMIZERS, SCHEDULE, OptimizerSpec
 from suite.params import Param, resolve
 from suite.regularizers import REGULARIZERS, Regularizer, resolve_regularizers
 from tasks import TASKS, Task
+from tasks.base import Split
 
 RECORD_SCHEMA = 1
 DEVICES = ("auto", "cpu", "cuda")
@@ -151,6 +153,15 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
+def weight_norms(net: torch.nn.Module) -> dict[str, float]:
+    """L1 and L2 norms over the weight matrices/kernels (what the l1/l2 regularizers shrink)."""
+    weights = [p.detach() for p in net.parameters() if p.dim() > 1]
+    return {
+        "weight_l1": float(sum(w.abs().sum() for w in weights)),
+        "weight_l2": float(torch.sqrt(sum((w * w).sum() for w in weights))),
+    }
+
+
 def count_params(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
@@ -225,12 +236,15 @@ def train(
         train_batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True,
                                      seed=config.seed, augment=augment)
         val_batches = IndexBatches(splits.val, 4096)
+        n_probe = min(len(splits.train), len(splits.val))
+        probe = Split(splits.train.x[:n_probe], splits.train.y[:n_probe])
+        diagnostics = Diagnostics(probe, r.task.metric)
         trainer = pl.Trainer(
             accelerator="gpu" if r.device == "cuda" else "cpu",
             devices=1,
             max_epochs=r.epochs,
             logger=logger,
-            callbacks=[*extra_callbacks, *callbacks],
+            callbacks=[diagnostics, *extra_callbacks, *callbacks],
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
@@ -256,6 +270,8 @@ def train(
             metrics=metrics,
             curves=curves(module.history),
         )
+        record["diagnostics"] = summarize(record["curves"])
+        record["diagnostics"].update(weight_norms(module.net))
         stopper = next((cb for cb in extra_callbacks if hasattr(cb, "best_epoch")), None)
         if stopper is not None:
             record["best_epoch"] = None if stopper.best_epoch is None else stopper.best_epoch + 1
