@@ -111,7 +111,8 @@ class SuiteModule(pl.LightningModule):
         row["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
         row["time_s"] = time.perf_counter() - self._fit_started
         self.history.append(row)
-        self.log("train/loss", train_loss)
+        # validation metrics were logged by on_validation_epoch_end; log the rest of the row
+        self.log_dict({k: v for k, v in row.items() if k != "epoch" and not k.startswith("val/")})
         if not math.isfinite(train_loss):  # diverged: stop now, the trial records it
             self.trainer.should_stop = True
 

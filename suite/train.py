@@ -27,6 +27,16 @@ from suite.families import FAMILIES, Family
 from suite.optimizers import OPTIMIZERS, SCHEDULE, OptimizerSpec
 from suite.params import Param, resolve
 from suite.regularizers import REGULARIZERS, Regularizer, resolve_regularizers
+from suite.tracking import (
+    EnergyMeter,
+    Tracking,
+    append_emissions,
+    finish_wandb,
+    git_commit,
+    hardware,
+    peak_memory_mb,
+    wandb_logger,
+)
 from tasks import TASKS, Task
 from tasks.base import Split
 
@@ -180,17 +190,22 @@ def train(
     config: TrialConfig,
     *,
     callbacks: Sequence[Any] = (),
-    logger: Any = False,
+    tracking: Tracking | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one trial; return its flat, JSON-able record.
 
     Args:
         config: the trial.
-        callbacks: extra Lightning callbacks (Optuna pruning, tracking).
-        logger: a Lightning logger, or ``False`` for none.
+        callbacks: extra Lightning callbacks (e.g. Optuna pruning).
+        tracking: W&B and energy tracking; ``None`` = none (hardware is still recorded).
+        meta: extra fields copied into the record (``phase``, ``arm``, ``benchmark``, ...).
 
     Raises:
         SuiteError: the config is invalid (nothing has run).
+
+    A runtime failure gives ``status="failed"`` with the error; a non-finite loss ``diverged``;
+    Optuna's ``TrialPruned`` raised by a pruning callback gives ``pruned`` (curves so far).
     """
     import lightning.pytorch as pl
 
@@ -200,6 +215,7 @@ def train(
     started = time.perf_counter()
     record: dict[str, Any] = {
         "schema": RECORD_SCHEMA,
+        **(meta or {}),
         "task": r.task.name,
         "family": r.family.name,
         "optimizer": r.optimizer.name,
@@ -214,12 +230,21 @@ def train(
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "task_info": {k: v for k, v in r.task.summary().items() if k != "description"},
         "versions": versions(),
+        "hardware": hardware(),
+        "git_commit": git_commit(),
     }
     quiet_lightning()
     if r.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    module = None
+        torch.cuda.reset_peak_memory_stats()
+    module = logger = meter = None
     try:
+        if tracking is not None and tracking.wandb:
+            tags = [r.task.name, r.family.name, r.optimizer.name, *record["regularizers"]]
+            logger = wandb_logger(tracking, wandb_config(record), tags)
+        if tracking is not None and tracking.energy:
+            meter = EnergyMeter(tracking.country)
+            meter.start(f"{r.task.name}/{r.family.name}/s{config.seed}")
         pl.seed_everything(config.seed, workers=True, verbose=False)
         splits = r.task.load().to(r.device)
         module = build_module(r)
@@ -238,13 +263,12 @@ def train(
         val_batches = IndexBatches(splits.val, 4096)
         n_probe = min(len(splits.train), len(splits.val))
         probe = Split(splits.train.x[:n_probe], splits.train.y[:n_probe])
-        diagnostics = Diagnostics(probe, r.task.metric)
         trainer = pl.Trainer(
             accelerator="gpu" if r.device == "cuda" else "cpu",
             devices=1,
             max_epochs=r.epochs,
-            logger=logger,
-            callbacks=[diagnostics, *extra_callbacks, *callbacks],
+            logger=logger if logger is not None else False,
+            callbacks=[Diagnostics(probe, r.task.metric), *extra_callbacks, *callbacks],
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
@@ -282,12 +306,74 @@ def train(
     except SuiteError:
         raise
     except Exception as exc:  # a failure becomes a record, never a lost result
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=8))
+        if type(exc).__name__ == "TrialPruned":
+            record.update(status="pruned", error=str(exc) or "pruned")
+        else:
+            record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                          traceback=traceback.format_exc(limit=8))
+            if "out of memory" in str(exc).lower():
+                record["error_kind"] = "oom"
         if module is not None and module.history:
             record["curves"] = curves(module.history)
-    record["wall_s"] = time.perf_counter() - started
+            record["epochs_run"] = len(module.history)
+    finally:
+        if meter is not None:
+            record["energy"] = meter.stop()
+        record["wall_s"] = time.perf_counter() - started
+        record.update(throughput(record, r.device))
+        if tracking is not None and tracking.energy and "energy" in record:
+            append_emissions(tracking.out_dir, emissions_row(record))
+        if logger is not None or (tracking is not None and tracking.wandb):
+            finish_wandb(logger, wandb_summary(record), failed=record["status"] == "failed")
     return record
+
+
+def throughput(record: dict[str, Any], device: str) -> dict[str, Any]:
+    """Epoch time (median) and peak memory fields of the record."""
+    times = (record.get("curves") or {}).get("time_s") or []
+    deltas = [b - a for a, b in zip([0.0, *times], times, strict=False)]
+    peak, kind = peak_memory_mb(device)
+    return {
+        "epoch_time_s": sorted(deltas)[len(deltas) // 2] if deltas else None,
+        "peak_memory_mb": peak,
+        "peak_memory_kind": kind,
+    }
+
+
+def wandb_config(record: dict[str, Any]) -> dict[str, Any]:
+    """The W&B run config: the trial's full configuration (no results)."""
+    keys = ("task", "family", "optimizer", "regularizers", "params", "seed", "epochs", "batch_size",
+            "device", "phase", "arm", "benchmark", "trial_number", "task_info", "versions",
+            "hardware", "git_commit")
+    return {k: record[k] for k in keys if k in record}
+
+
+def wandb_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The W&B run summary: final metrics, status, energy, diagnostics flag."""
+    summary: dict[str, Any] = dict(record.get("metrics") or {})
+    summary.update(status=record["status"], wall_s=record["wall_s"], n_params=record.get("n_params"),
+                   samples_per_s=record.get("samples_per_s"), epochs_run=record.get("epochs_run"))
+    energy = record.get("energy") or {}
+    summary.update({f"energy/{k}": v for k, v in energy.items() if k in ("kwh", "emissions_kg", "method",
+                                                                         "nvml_kwh")})
+    if record.get("diagnostics"):
+        summary["diagnostics/flag"] = record["diagnostics"]["flag"]
+    if record.get("error"):
+        summary["error"] = record["error"]
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def emissions_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One line of ``emissions.csv``."""
+    e = record["energy"]
+    return {
+        "started_at": record["started_at"], "arm": record.get("arm", ""), "task": record["task"],
+        "family": record["family"], "optimizer": record["optimizer"],
+        "regularizers": "+".join(record["regularizers"]), "seed": record["seed"],
+        "status": record["status"], "duration_s": e["duration_s"], "energy_kwh": e["kwh"],
+        "emissions_kg": e["emissions_kg"], "nvml_kwh": e["nvml_kwh"], "method": e["method"],
+        "country": e["country"], "error": e["error"],
+    }
 
 
 def curves(history: list[dict[str, float]]) -> dict[str, list[float]]:
