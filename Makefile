@@ -10,8 +10,10 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PROFILE ?= auto
+RUN ?= $(shell ls -td runs/*/ 2>/dev/null | head -1)
 
-.PHONY: setup benchmark test lint clean
+.PHONY: setup benchmark test lint dashboard report clean
 
 setup: $(STAMP)
 
@@ -22,8 +24,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
+# quick on a CPU-only machine, standard with a GPU; PROFILE=full or PROFILE=my.yaml to choose
 benchmark: setup
-	$(VENV)/bin/suite benchmark
+	$(VENV)/bin/suite benchmark --profile $(PROFILE)
+
+# optuna-dashboard / report on the newest run folder (or RUN=runs/NAME)
+dashboard: setup
+	$(VENV)/bin/suite dashboard $(RUN)
+
+report: setup
+	$(VENV)/bin/suite report $(RUN)
 
 test: setup
 	$(PY) -m pytest -n auto -q $(PYTEST_ARGS)

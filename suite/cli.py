@@ -96,6 +96,9 @@ def run(
     epochs: Annotated[int | None, typer.Option(help="epoch budget (default: the task's)")] = None,
     seed: Annotated[int, typer.Option(help="seed of initialisation and batch order")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    devices: Annotated[int, typer.Option(help="processes (GPUs or CPU processes) training this trial "
+                                              "with DDP; same global batch size")] = 1,
+    strategy: Annotated[str, typer.Option(help="auto or ddp (gloo on CPU, NCCL on CUDA)")] = "auto",
     out_dir: Annotated[Path | None, typer.Option("--out", help="folder to write the record to")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the record as one JSON object")] = False,
 ) -> None:
@@ -107,10 +110,13 @@ def run(
         config = TrialConfig(
             task=task, family=family, optimizer=optimizer, regularizers=tuple(regularizer or ()),
             params=parse_assignments(param or ()), epochs=epochs, seed=seed, device=device,
+            devices=devices, strategy=strategy,
         )
         record = train(config)
     except SuiteError as exc:
         fail(str(exc))
+    if record.get("rank"):  # a DDP rank > 0 (Lightning re-ran this command): rank 0 reports
+        raise typer.Exit(1 if record["status"] == "failed" else 0)
     if out_dir is not None:
         path = write_record(record, out_dir)
         if not as_json:
@@ -163,40 +169,230 @@ def print_record(record: dict[str, Any]) -> None:
 
 @app.command()
 def benchmark(
-    epochs: Annotated[int, typer.Option(help="epochs per run")] = 5,
+    profile: Annotated[str, typer.Option(help="auto (quick on CPU, standard with a GPU), a built-in "
+                                              "profile name, or a .yaml file")] = "auto",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="run folder (default runs/<profile>)")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL or journal file "
+                                                     "(default sqlite in the run folder)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the records")] = Path(
-        "runs/smoke"
-    ),
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log W&B runs")] = False,
+    no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="do not build the HTML report")] = False,
 ) -> None:
-    """Run every registered family on every compatible task once and print a results table."""
-    from suite.families import FAMILIES
-    from suite.train import TrialConfig, train
-    from tasks import TASKS
+    """Run (or resume) a benchmark profile: tune every arm, confirm with fresh seeds, write the report."""
+    from suite.benchmark import run_benchmark
+    from suite.profile import load_profile
+    from suite.tune import check_device, check_storage_url, mask_url
 
-    table = Table(title=f"smoke benchmark: {epochs} epochs, seed {seed}")
-    for col in ("task", "family", "status", "metric", "test", "wall s", "samples/s"):
-        table.add_column(col, justify="right" if col in ("test", "wall s", "samples/s") else "left")
-    failed = 0
-    for task_name, task in TASKS.items():
-        for family in task.families:
-            if family not in FAMILIES:
-                continue
-            try:
-                record = train(TrialConfig(task=task_name, family=family, epochs=epochs,
-                                           seed=seed, device=device))
-            except SuiteError as exc:
-                fail(str(exc))
-            write_record(record, out_dir)
-            failed += record["status"] == "failed"
-            value = (record.get("primary") or {}).get("value")
-            table.add_row(task_name, family, record["status"], task.metric,
-                          "-" if value is None else f"{value:.4f}", f"{record['wall_s']:.1f}",
-                          f"{record.get('samples_per_s') or 0:,.0f}")
-            err.print(f"done {task_name}/{family}: {record['status']}")
+    try:
+        prof = load_profile(profile)
+        check_device(device)
+        if storage:
+            check_storage_url(storage)
+        result = run_benchmark(prof, out_dir=out_dir or Path("runs") / prof.name, storage=storage,
+                               device=device, wandb=False if no_wandb else None,
+                               energy=False if no_energy else None, report=not no_report, console=err)
+    except SuiteError as exc:
+        fail(str(exc))
+    table = Table(title=f"benchmark {prof.name}: {result.arms} arms, {result.trials_run} trials run "
+                        f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s")
+    table.add_column("arm")
+    table.add_column("tune done", justify="right")
+    table.add_column("confirm test (mean)", justify="right")
+    for row in arm_summaries(result.storage, result.studies):
+        table.add_row(row["arm"], str(row["tune"]), row["confirm"])
     out.print(table)
-    if failed:
+    out.print(f"storage: {mask_url(result.storage)}")
+    if result.report:
+        out.print(f"report: {result.report}")
+
+
+@app.command()
+def worker(
+    storage: Annotated[str, typer.Option(envvar="SUITE_STORAGE", show_envvar=True,
+                                         help="shared storage: postgresql+psycopg2://user@host:5432/db "
+                                              "(many machines) or a journal file ending in .log (one "
+                                              "machine); from $SUITE_STORAGE when not given")],
+    profile: Annotated[str, typer.Option(help="the profile every worker of this benchmark runs: a "
+                                              "built-in name or a .yaml file (the same on every machine)")],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="local folder for W&B files and emissions.csv (default runs/<profile>)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log W&B runs")] = False,
+    no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
+) -> None:
+    """One more worker on a shared benchmark: run trials until every arm's protocol is done.
+
+    Start as many as you like, on any machines, with the same profile and storage; build the report
+    afterwards with `suite report <storage>`.
+    """
+    from suite.benchmark import run_benchmark
+    from suite.profile import load_profile
+    from suite.tune import check_device, check_storage_url, mask_url, worker_id
+
+    try:
+        prof = load_profile(profile)
+        check_device(device)
+        check_storage_url(storage)
+        err.print(f"worker {worker_id()} on {mask_url(storage)}: profile {prof.name}, "
+                  f"{len(prof.arms)} arms", markup=False, highlight=False, soft_wrap=True)
+        result = run_benchmark(prof, out_dir=out_dir or Path("runs") / prof.name, storage=storage,
+                               device=device, wandb=False if no_wandb else None,
+                               energy=False if no_energy else None, report=False, console=err,
+                               worker=True)
+    except SuiteError as exc:
+        fail(str(exc))
+    out.print(f"worker {worker_id()}: {result.trials_run} trials run in {result.wall_s:.0f} s; benchmark "
+              f"{prof.name} done ({result.arms} arms)", markup=False, highlight=False, soft_wrap=True)
+    table = Table()
+    table.add_column("arm")
+    table.add_column("tune done", justify="right")
+    table.add_column("confirm test (mean)", justify="right")
+    for row in arm_summaries(result.storage, result.studies):
+        table.add_row(row["arm"], str(row["tune"]), row["confirm"])
+    out.print(table)
+    out.print(f"storage: {mask_url(result.storage)}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"report: suite report '{mask_url(result.storage)}' --out DIR", markup=False, highlight=False,
+              soft_wrap=True)
+
+
+def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
+    """Per arm: done tuning trials and the mean confirm test metric."""
+    import optuna
+
+    from suite.tune import PHASE_CONFIRM, arm_trial_counts, open_storage, phase_of
+
+    store = open_storage(storage, heartbeat=False)
+    rows = []
+    for name in studies:
+        study = optuna.load_study(study_name=name, storage=store)
+        counts = arm_trial_counts(study)
+        values = [t.user_attrs["record"].get("primary", {}).get("value")
+                  for t in study.get_trials(deepcopy=False)
+                  if phase_of(t) == PHASE_CONFIRM and "record" in t.user_attrs]
+        values = [v for v in values if v is not None]
+        metric = study.user_attrs.get("metric", "")
+        shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
+        rows.append({"arm": name, "tune": counts["tune"], "confirm": shown})
+    return rows
+
+
+@app.command()
+def tune(
+    task: Annotated[str, typer.Option(help="task name")],
+    family: Annotated[str, typer.Option(help="architecture family")],
+    optimizer: Annotated[str, typer.Option(help="optimizer name")] = "adam",
+    regularizer: Annotated[list[str] | None, typer.Option(help="regularizer; may repeat")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="fixed key=value (not tuned); may repeat")] = None,
+    trials: Annotated[int, typer.Option(help="tuning trials")] = 10,
+    confirm_seeds: Annotated[int, typer.Option(help="confirm re-runs with fresh seeds")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="epoch budget per trial")] = None,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL or journal file")] = None,
+    study: Annotated[str, typer.Option(help="benchmark name (study-name prefix)")] = "tune",
+    out_dir: Annotated[Path, typer.Option("--out", help="run folder")] = Path("runs/tune"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log W&B runs")] = False,
+    no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
+) -> None:
+    """Tune one arm with Optuna (one study), optionally confirming the best params on fresh seeds."""
+    from suite.benchmark import run_benchmark
+    from suite.params import parse_assignments
+    from suite.profile import parse_profile
+    from suite.tune import check_device
+
+    try:
+        check_device(device)
+        data = {"name": study, "tune_trials": trials, "confirm_seeds": confirm_seeds, "pruner": pruner,
+                "matrix": [{"tasks": [task], "families": [family], "optimizers": [optimizer],
+                            "regularizers": [list(regularizer or ["none"])],
+                            "params": parse_assignments(param or ())}]}
+        if epochs is not None:
+            data["epochs"] = epochs
+        prof = parse_profile(data, "suite tune")
+        result = run_benchmark(prof, out_dir=out_dir, storage=storage, device=device,
+                               wandb=False if no_wandb else None, energy=False if no_energy else None,
+                               report=False, console=err)
+    except SuiteError as exc:
+        fail(str(exc))
+    for row in arm_summaries(result.storage, result.studies):
+        out.print(f"{row['arm']}: {row['tune']} tuning trials done; confirm {row['confirm']}")
+
+
+@app.command()
+def dashboard(
+    source: Annotated[str, typer.Argument(help="run folder, storage URL or journal file")],
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on a run folder's storage."""
+    from optuna_dashboard import run_server
+
+    from suite.tune import mask_url, open_storage
+
+    url = source_storage(source)
+    err.print(f"optuna-dashboard on http://{host}:{port} for {mask_url(url)} (Ctrl-C to stop)")
+    run_server(open_storage(url, heartbeat=False), host=host, port=port)
+
+
+def source_storage(source: str) -> str:
+    """A run folder's ``optuna.db`` as a URL, or the storage URL / journal path itself."""
+    path = Path(source)
+    if "://" in source or source.endswith((".log", ".jsonl")):
+        return source
+    if (path / "optuna.db").is_file():
+        return f"sqlite:///{(path / 'optuna.db').resolve()}"
+    fail(f"{source!r} is neither a run folder with optuna.db nor a storage URL or journal file")
+    raise AssertionError  # unreachable
+
+
+@app.command()
+def report(
+    sources: Annotated[list[str], typer.Argument(help="run folders, storage URLs or journal files")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder")] = None,
+) -> None:
+    """Build the self-contained HTML comparison report from one or more sources."""
+    from reports import build_report
+
+    target = out_dir or (Path(sources[0]) / "report" if Path(sources[0]).is_dir() else Path("report"))
+    try:
+        path = build_report(sources, target)
+    except SuiteError as exc:
+        fail(str(exc))
+    out.print(f"report: {path}")
+
+
+@app.command()
+def perf(
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    repeats: Annotated[int, typer.Option(help="timed repeats per path (after one warm-up)")] = 3,
+    epochs: Annotated[int, typer.Option(help="epochs per run")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Time the suite's trial path against a bare PyTorch loop (same model, data and steps)."""
+    from suite.perf import run_perf
+    from suite.tracking import hardware
+
+    try:
+        results = run_perf(device=device, repeats=repeats, epochs=epochs)
+    except SuiteError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps({"hardware": hardware(), "pairs": [r.as_dict() for r in results]}, default=str))
+    else:
+        table = Table(title=f"suite perf: median of {repeats} interleaved repeats, {epochs} epochs")
+        for col in ("task", "family", "steps", "bare s", "suite s", "tracked s", "b/a", "c/a",
+                    "fixed b s", "fixed c s", "samples/s a", "samples/s b", "same loss"):
+            table.add_column(col, justify="left" if col in ("task", "family") else "right")
+        for r in results:
+            d = r.as_dict()
+            table.add_row(r.task, r.family + (f" ({r.params['cell']})" if "cell" in r.params else ""),
+                          str(r.steps), f"{r.bare_s:.2f}", f"{r.suite_s:.2f}", f"{r.tracked_s:.2f}",
+                          f"{r.ratio_suite:.2f}", f"{r.ratio_tracked:.2f}", f"{r.suite_fixed_s:.2f}",
+                          f"{r.tracked_fixed_s:.2f}", f"{d['samples_per_s_bare']:,.0f}",
+                          f"{d['samples_per_s_suite']:,.0f}", "yes" if r.same_loss else "NO")
+        out.print(table)
+    if not all(r.same_loss for r in results):
         raise typer.Exit(1)
 
 

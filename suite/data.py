@@ -27,6 +27,10 @@ class IndexBatches:
             so the batch order is the same for the same seed.
         seed: seed of the permutation generator.
         augment: optional transform applied to each training batch's inputs.
+
+    Under DDP every rank builds the same ``IndexBatches`` (same seed, so the same permutation) and
+    :meth:`set_rank` makes rank ``r`` of ``w`` take the samples ``r, r + w, ...`` of each global
+    batch: ``w`` processes do the work of one at the same global batch size.
     """
 
     def __init__(
@@ -45,19 +49,43 @@ class IndexBatches:
         self.shuffle = shuffle
         self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.rank, self.world = 0, 1
+        self.augment_generator = self.generator
+
+    def set_rank(self, rank: int, world: int) -> None:
+        """Shard every batch across ``world`` processes; this process is ``rank`` (0-based).
+
+        The number of batches is unchanged, so every rank takes the same number of steps. A batch
+        smaller than ``world`` (a short last batch) gives the ranks past its end one repeated sample.
+        Augmentation draws from a per-rank generator, so the shared permutation stays in step.
+        """
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, world) and world >= 1, got {rank=}, {world=}")
+        self.rank, self.world = rank, world
+        self.augment_generator = (self.generator if world == 1
+                                  else torch.Generator().manual_seed(self.seed * 1009 + 1 + rank))
+
+    def shard(self, idx: torch.Tensor) -> torch.Tensor:
+        """This rank's part of the global batch ``idx``."""
+        if self.world == 1:
+            return idx
+        part = idx[self.rank :: self.world]
+        return part if len(part) else idx[self.rank % len(idx) :][:1]
 
     def __len__(self) -> int:
         return -(-len(self.x) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, b = len(self.x), self.batch_size
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device)
+        if self.shuffle or self.world > 1:
+            order = (torch.randperm(n, generator=self.generator) if self.shuffle
+                     else torch.arange(n)).to(self.x.device)
             for start in range(0, n, b):
-                idx = order[start : start + b]
+                idx = self.shard(order[start : start + b])
                 x = self.x[idx]
                 if self.augment is not None:
-                    x = self.augment(x, self.generator)
+                    x = self.augment(x, self.augment_generator)
                 yield x, self.y[idx]
         else:
             for start in range(0, n, b):

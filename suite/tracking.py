@@ -205,7 +205,7 @@ def make_tracker(country: str):
     tracker = OfflineEmissionsTracker(
         country_iso_code=country,
         log_level="error",
-        save_to_file=False,
+        output_methods=[],  # nothing written by CodeCarbon: the suite writes emissions.csv
         measure_power_secs=1,
         allow_multiple_runs=True,
         tracking_mode="process",

@@ -7,6 +7,7 @@ become a record with ``status="failed"`` and the error, never a lost result.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -19,7 +20,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
+import torchmetrics
 
 from suite.diagnostics import Diagnostics, summarize
 from suite.errors import SuiteError
@@ -42,6 +45,7 @@ from tasks.base import Split
 
 RECORD_SCHEMA = 1
 DEVICES = ("auto", "cpu", "cuda")
+STRATEGIES = ("auto", "ddp")
 
 
 @dataclass
@@ -56,6 +60,12 @@ class TrialConfig:
         epochs: epoch budget; ``None`` = the task's default.
         seed: seeds initialisation, batch order and augmentation (the data split is the task's).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        devices: processes (GPUs, or CPU processes) that train this one trial with DDP; the global
+            batch size stays ``batch_size`` (each rank takes its shard of every batch).
+        strategy: ``auto`` (DDP when ``devices > 1``) or ``ddp``. DDP uses Lightning's subprocess
+            launcher, which re-runs the current command once per extra rank: call it from
+            ``suite run`` (or a script that reaches the same ``train`` call). Backend: gloo on CPU,
+            NCCL on CUDA.
     """
 
     task: str
@@ -66,6 +76,8 @@ class TrialConfig:
     epochs: int | None = None
     seed: int = 0
     device: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,6 +97,8 @@ class Resolved:
     params: dict[str, Any]
     epochs: int
     device: str
+    devices: int = 1
+    strategy: str = "auto"
 
 
 def trial_params(task: Task) -> tuple[Param, ...]:
@@ -139,8 +153,20 @@ def resolve_config(config: TrialConfig) -> Resolved:
     epochs = task.epochs if config.epochs is None else config.epochs
     if not isinstance(epochs, int) or epochs < 1:
         raise SuiteError(f"epochs must be an integer >= 1, got {epochs!r}")
-    return Resolved(config, task, family, optimizer, regularizers, params, epochs,
-                    resolve_device(config.device))
+    device = resolve_device(config.device)
+    devices, strategy = resolve_devices(config.devices, config.strategy, device)
+    return Resolved(config, task, family, optimizer, regularizers, params, epochs, device, devices, strategy)
+
+
+def resolve_devices(devices: int, strategy: str, device: str) -> tuple[int, str]:
+    """Validated ``(devices, strategy)``; ``auto`` with several devices means ``ddp``."""
+    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+        raise SuiteError(f"devices must be an integer >= 1, got {devices!r}")
+    if strategy not in STRATEGIES:
+        raise SuiteError(f"strategy {strategy!r} is not valid; allowed: {', '.join(STRATEGIES)}")
+    if device == "cuda" and devices > torch.cuda.device_count():
+        raise SuiteError(f"devices={devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return devices, "ddp" if devices > 1 else strategy
 
 
 def resolve_device(device: str) -> str:
@@ -161,6 +187,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # DDP: every rank logs the same epoch values (whole-split metrics, rank-averaged train loss)
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
 
 
 def weight_norms(net: torch.nn.Module) -> dict[str, float]:
@@ -204,14 +232,18 @@ def train(
     Raises:
         SuiteError: the config is invalid (nothing has run).
 
-    A runtime failure gives ``status="failed"`` with the error; a non-finite loss ``diverged``;
-    Optuna's ``TrialPruned`` raised by a pruning callback gives ``pruned`` (curves so far).
+    A runtime failure gives ``status="failed"`` with the error (``error_kind="oom"`` for out of
+    memory); a non-finite loss ``diverged``; Optuna's ``TrialPruned`` raised by a pruning callback
+    gives ``pruned`` (curves so far). With DDP (``devices > 1``) every rank trains; rank 0 returns
+    the record, the other ranks a minimal one (``rank``, ``world_size``, ``status``, ``error``).
     """
-    import lightning.pytorch as pl
+    from lightning.pytorch.utilities import rank_zero_only
 
     from suite.data import IndexBatches
 
     r = resolve_config(config)
+    distributed = r.devices > 1 or r.strategy == "ddp"
+    rank = rank_zero_only.rank if distributed else 0  # from the launcher's environment variables
     started = time.perf_counter()
     record: dict[str, Any] = {
         "schema": RECORD_SCHEMA,
@@ -225,6 +257,9 @@ def train(
         "epochs": r.epochs,
         "batch_size": r.params["batch_size"],
         "device": r.device,
+        "devices": r.devices,
+        "strategy": r.strategy,
+        "world_size": r.devices,
         "status": "running",
         "error": None,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -232,17 +267,18 @@ def train(
         "versions": versions(),
         "hardware": hardware(),
         "git_commit": git_commit(),
+        "torch_threads": torch.get_num_threads(),
     }
     quiet_lightning()
     if r.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.cuda.reset_peak_memory_stats()
-    module = logger = meter = None
+    module = logger = meter = trainer = None
     try:
-        if tracking is not None and tracking.wandb:
+        if tracking is not None and tracking.wandb and rank == 0:
             tags = [r.task.name, r.family.name, r.optimizer.name, *record["regularizers"]]
             logger = wandb_logger(tracking, wandb_config(record), tags)
-        if tracking is not None and tracking.energy:
+        if tracking is not None and tracking.energy and rank == 0:
             meter = EnergyMeter(tracking.country)
             meter.start(f"{r.task.name}/{r.family.name}/s{config.seed}")
         pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -263,9 +299,17 @@ def train(
         val_batches = IndexBatches(splits.val, 4096)
         n_probe = min(len(splits.train), len(splits.val))
         probe = Split(splits.train.x[:n_probe], splits.train.y[:n_probe])
+        if distributed:
+            from lightning.pytorch.strategies import DDPStrategy
+
+            strategy: Any = DDPStrategy(process_group_backend="nccl" if r.device == "cuda" else "gloo")
+            extra_callbacks.append(RankShards(train_batches))
+        else:
+            strategy = "auto"
         trainer = pl.Trainer(
             accelerator="gpu" if r.device == "cuda" else "cpu",
-            devices=1,
+            devices=r.devices,
+            strategy=strategy,
             max_epochs=r.epochs,
             logger=logger if logger is not None else False,
             callbacks=[Diagnostics(probe, r.task.metric), *extra_callbacks, *callbacks],
@@ -281,28 +325,12 @@ def train(
         fit_start = time.perf_counter()
         trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches)
         fit_s = time.perf_counter() - fit_start
-        epochs_run = len(module.history)
-        metrics: dict[str, float] = {}
-        for name in ("train", "val", "test"):
-            metrics.update(module.evaluate(getattr(splits, name), name))
-        record.update(
-            status="complete",
-            epochs_run=epochs_run,
-            steps=int(trainer.global_step),
-            fit_s=fit_s,
-            samples_per_s=epochs_run * len(splits.train) / fit_s if fit_s > 0 else None,
-            metrics=metrics,
-            curves=curves(module.history),
-        )
-        record["diagnostics"] = summarize(record["curves"])
-        record["diagnostics"].update(weight_norms(module.net))
-        stopper = next((cb for cb in extra_callbacks if hasattr(cb, "best_epoch")), None)
-        if stopper is not None:
-            record["best_epoch"] = None if stopper.best_epoch is None else stopper.best_epoch + 1
-        if not all(math.isfinite(row["train/loss"]) for row in module.history):
-            record["status"] = "diverged"
-            record["error"] = "non-finite training loss"
-        record["primary"] = primary(r.task, record)
+        rank, record["world_size"] = trainer.global_rank, trainer.world_size
+        if rank == 0:  # under DDP the other ranks trained their shards; rank 0 evaluates and records
+            evaluate_into(record, r, module, splits, fit_s=fit_s, steps=int(trainer.global_step),
+                          callbacks=extra_callbacks)
+        else:
+            record["status"] = "complete"
     except SuiteError:
         raise
     except Exception as exc:  # a failure becomes a record, never a lost result
@@ -311,21 +339,104 @@ def train(
         else:
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=8))
-            if "out of memory" in str(exc).lower():
+            if is_oom(exc):
                 record["error_kind"] = "oom"
         if module is not None and module.history:
             record["curves"] = curves(module.history)
             record["epochs_run"] = len(module.history)
+        if trainer is not None:
+            record["world_size"] = trainer.world_size
     finally:
+        # Tracking must never turn a finished trial into a lost one: each step is guarded.
+        if record.get("error_kind") == "oom":  # free the device for the next trial
+            module = trainer = None
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         if meter is not None:
-            record["energy"] = meter.stop()
+            record["energy"] = guarded(record, "energy", meter.stop)
         record["wall_s"] = time.perf_counter() - started
-        record.update(throughput(record, r.device))
-        if tracking is not None and tracking.energy and "energy" in record:
-            append_emissions(tracking.out_dir, emissions_row(record))
+        record.update(guarded(record, "throughput", lambda: throughput(record, r.device)) or {})
+        if tracking is not None and tracking.energy and record.get("energy"):
+            guarded(record, "emissions.csv",
+                    lambda: append_emissions(tracking.out_dir, emissions_row(record)))
         if logger is not None or (tracking is not None and tracking.wandb):
-            finish_wandb(logger, wandb_summary(record), failed=record["status"] == "failed")
+            guarded(record, "wandb", lambda: finish_wandb(logger, wandb_summary(record),
+                                                          failed=record["status"] == "failed"))
+    if rank != 0:
+        return {"rank": rank, "world_size": record["world_size"], "status": record["status"],
+                "error": record["error"]}
     return record
+
+
+class RankShards(pl.Callback):
+    """DDP: shard the training batches by rank, keep every rank's bookkeeping equal.
+
+    * each rank trains on its own shard of every global batch (:meth:`IndexBatches.set_rank`);
+    * validation, the diagnostics probe and the final evaluation run on the whole split on every
+      rank with identical weights, so the metrics are computed locally (no cross-rank sync, which
+      would also deadlock an evaluation that only some ranks run);
+    * the epoch's training loss is averaged over ranks before the module records it, so every rank
+      sees the same loss (and stops together on a non-finite one).
+    """
+
+    def __init__(self, batches: Any) -> None:
+        self.batches = batches
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.batches.set_rank(trainer.global_rank, trainer.world_size)
+        if trainer.world_size > 1:
+            for m in pl_module.modules():
+                if isinstance(m, torchmetrics.Metric):
+                    m.sync_on_compute = m.dist_sync_on_step = m._to_sync = False
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # runs before the module's own hook, which turns the sum into the epoch's train/loss
+        loss_sum = getattr(pl_module, "_train_loss_sum", None)
+        if trainer.world_size > 1 and loss_sum is not None:
+            pl_module._train_loss_sum = trainer.strategy.reduce(loss_sum, reduce_op="mean")
+
+
+def evaluate_into(record: dict[str, Any], r: Resolved, module: Any, splits: Any, *, fit_s: float,
+                  steps: int, callbacks: Sequence[Any]) -> None:
+    """Final metrics on every split, curves, diagnostics and status of a fitted trial."""
+    epochs_run = len(module.history)
+    metrics: dict[str, float] = {}
+    for name in ("train", "val", "test"):
+        metrics.update(module.evaluate(getattr(splits, name), name))
+    record.update(
+        status="complete",
+        epochs_run=epochs_run,
+        steps=steps,
+        fit_s=fit_s,
+        samples_per_s=epochs_run * len(splits.train) / fit_s if fit_s > 0 else None,
+        metrics=metrics,
+        curves=curves(module.history),
+    )
+    record["diagnostics"] = summarize(record["curves"])
+    record["diagnostics"].update(weight_norms(module.net))
+    stopper = next((cb for cb in callbacks if hasattr(cb, "best_epoch")), None)
+    if stopper is not None:
+        record["best_epoch"] = None if stopper.best_epoch is None else stopper.best_epoch + 1
+    if not all(math.isfinite(row["train/loss"]) for row in module.history):
+        record["status"] = "diverged"
+        record["error"] = "non-finite training loss"
+    record["primary"] = primary(r.task, record)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out of memory on the device (or the host allocator)."""
+    return (isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError)
+            or "out of memory" in str(exc).lower())
+
+
+def guarded(record: dict[str, Any], what: str, fn: Any) -> Any:
+    """``fn()``, or ``None`` with the failure appended to ``record["tracking_errors"]``."""
+    try:
+        return fn()
+    except Exception as exc:
+        record.setdefault("tracking_errors", []).append(f"{what}: {type(exc).__name__}: {exc}")
+        return None
 
 
 def throughput(record: dict[str, Any], device: str) -> dict[str, Any]:

@@ -90,6 +90,12 @@ class Task:
         augment: optional ``augment(x, generator) -> x`` applied to training batches when the
             ``augment`` regularizer is on.
         description: one paragraph: source, sizes, split, metric.
+        baselines: values of the primary ``metric`` on the test split reached by trivial
+            predictors, by name (``{"naive_last_value": 0.88}``), so a record can be read against
+            them; empty when the task defines none.
+        download: the data are downloaded on first use (``tasks/downloads.py``); such tasks are
+            opt-in: no built-in benchmark profile lists them; ``suite run --task`` or a user's own
+            profile runs them.
     """
 
     name: str
@@ -109,6 +115,8 @@ class Task:
         default=None, repr=False, compare=False
     )
     description: str = ""
+    baselines: Mapping[str, float] = field(default_factory=dict, compare=False)
+    download: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -148,6 +156,8 @@ class Task:
             "loss": self.loss,
             "families": list(self.families),
             "augment": self.augment is not None,
+            "baselines": dict(self.baselines),
+            "download": self.download,
             "description": self.description,
         }
 

@@ -32,7 +32,7 @@ def test_list_table():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--task", "nope", "--family", "mlp"], "error: unknown task 'nope'; known: digits, mnist1d"),
+        (["--task", "nope", "--family", "mlp"], "error: unknown task 'nope'; known: "),
         (["--task", "digits", "--family", "nope"], "error: unknown family 'nope'"),
         (["--task", "digits", "--family", "mlp", "--optimizer", "lion"], "error: unknown optimizer 'lion'"),
         (["--task", "digits", "--family", "mlp", "--regularizer", "magic"], "error: unknown regularizer 'magic'"),
@@ -75,6 +75,5 @@ def test_console_script_exit_code_and_clean_stdout():
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr.strip().splitlines() == [
-        "error: unknown task 'nope'; known: digits, mnist1d"
-    ]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: unknown task 'nope'; known: ") and "digits, " in line

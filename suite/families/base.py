@@ -7,7 +7,7 @@ the training paradigm differs, as for GANs and VAEs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +65,9 @@ class Family:
         """The params this family declares for ``task``."""
         return self.params(task) if callable(self.params) else self.params
 
-    def space(self, trial: Any, task: Task) -> dict[str, Any]:
-        """Optuna search space: suggest every tunable declared param."""
-        return {p.name: p.suggest(trial) for p in self.declared(task) if p.tune}
+    def space(self, trial: Any, task: Task, fixed: Collection[str] = ()) -> dict[str, Any]:
+        """Optuna search space: suggest every tunable declared param not in ``fixed``."""
+        return {p.name: p.suggest(trial) for p in self.declared(task) if p.tune and p.name not in fixed}
 
     def summary(self) -> dict:
         params = self.params if not callable(self.params) else ()

@@ -1,0 +1,425 @@
+"""Read trial records from Optuna storages into tidy pandas frames.
+
+A *source* is one of:
+
+* a run folder holding ``optuna.db`` (an SQLite Optuna storage) and optionally ``profile.yaml``;
+* an Optuna storage URL (``sqlite:///runs/x/optuna.db``, ``postgresql+psycopg2://user:pw@host/db``);
+* a journal file whose name ends in ``.log`` or ``.jsonl`` (``JournalStorage(JournalFileBackend)``).
+
+Every study is one arm; every trial carries the full trial record in ``user_attrs["record"]`` and its
+phase (``tune`` or ``confirm``) in ``user_attrs["phase"]``. Records may lack fields (older or failed
+trials): every field is read with a default, so the frames always have the same columns.
+
+This module imports nothing from the training code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from suite.errors import SuiteError
+
+JOURNAL_SUFFIXES = (".log", ".jsonl")
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+# Columns of the trial frame, in order (every row has all of them; missing values are None/NaN).
+TRIAL_COLUMNS = (
+    "uid", "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "arm",
+    "number", "state", "phase", "value", "seed", "status", "error",
+    "metric", "direction", "target", "test", "val", "train",
+    "lr", "batch_size", "activation", "params", "optuna_params",
+    "epochs", "epochs_run", "steps", "n_params", "wall_s", "fit_s", "samples_per_s", "samples",
+    "epochs_to_target", "time_to_target_s",
+    "flag", "grad_ratio_median", "dead_relu_final", "gap_final", "gap_max",
+    "energy_kwh", "emissions_kg", "energy_method", "energy_country", "energy_error",
+    "device", "device_type", "gpu_model", "gpu_count", "gpu_driver", "cuda", "cpu_model", "cpu_cores",
+    "ram_gb", "hostname", "machine", "versions", "git_commit", "peak_memory_mb", "started_at",
+)
+CURVE_COLUMNS = ("uid", "epoch", "series", "value")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place trial records are read from.
+
+    Attributes:
+        spec: the string as given.
+        kind: ``run`` (run folder), ``rdb`` (storage URL) or ``journal`` (journal file).
+        target: the storage URL (``run``, ``rdb``) or the journal file path (``journal``).
+        label: what the report shows: the folder or file path, or the URL with its password masked.
+        folder: the run folder, for ``run`` sources.
+    """
+
+    spec: str
+    kind: str
+    target: str
+    label: str
+    folder: Path | None = None
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (``postgresql://user:***@host/db``)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: mask anything between ':' and '@'
+        head, sep, tail = url.partition("://")
+        if sep and "@" in tail:
+            cred, _, host = tail.rpartition("@")
+            user = cred.split(":", 1)[0]
+            return f"{head}://{user}:***@{host}" if ":" in cred else url
+        return url
+
+
+def parse_source(spec: str) -> Source:
+    """Classify ``spec`` as a run folder, a storage URL or a journal file.
+
+    Raises:
+        SuiteError: ``spec`` is none of these (the message says what is accepted).
+    """
+    text = str(spec)
+    if "://" in text:
+        return Source(text, "rdb", text, mask_url(text))
+    path = Path(text)
+    if path.is_dir():
+        db = path / "optuna.db"
+        if not db.is_file():
+            raise SuiteError(f"run folder {text!r} has no optuna.db; a source is a run folder with "
+                             "optuna.db, a storage URL (sqlite:///..., postgresql://...) or a "
+                             "journal file (.log/.jsonl)")
+        return Source(text, "run", f"sqlite:///{db.resolve()}", text, folder=path)
+    if path.suffix in JOURNAL_SUFFIXES:
+        if not path.is_file():
+            raise SuiteError(f"journal file {text!r} does not exist")
+        return Source(text, "journal", str(path.resolve()), text)
+    if path.suffix == ".db" and path.is_file():
+        return Source(text, "rdb", f"sqlite:///{path.resolve()}", text)
+    raise SuiteError(f"source {text!r} is not a run folder with optuna.db, a storage URL "
+                     "(sqlite:///..., postgresql+psycopg2://...) or a journal file (.log/.jsonl)")
+
+
+def open_storage(source: Source):
+    """The Optuna storage of ``source`` (read as is: no tables are created)."""
+    import optuna
+
+    if source.kind == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(source.target))
+    if source.target.startswith("sqlite:///"):
+        db = Path(source.target.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise SuiteError(f"SQLite storage {source.label!r} does not exist")
+    try:
+        return optuna.storages.RDBStorage(source.target, skip_table_creation=True)
+    except Exception as exc:
+        raise SuiteError(f"cannot open storage {source.label!r}: {type(exc).__name__}") from None
+
+
+@dataclass
+class ReportData:
+    """Everything a report is drawn from.
+
+    Attributes:
+        sources: the sources read, in order.
+        trials: one row per trial, columns :data:`TRIAL_COLUMNS`.
+        curves: per-epoch values, long form: ``uid``, ``epoch``, ``series`` (``val/accuracy``,
+            ``time_s``, ...), ``value``.
+        studies: one row per (source, study): its user attrs and trial counts by state.
+        importances: ``source``, ``study``, ``param``, ``importance`` (normalized to sum 1).
+        profiles: per run folder, the parsed ``profile.yaml`` (``{"source", "profile"}`` or
+            ``{"source", "error"}``).
+    """
+
+    sources: list[Source]
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    studies: pd.DataFrame
+    importances: pd.DataFrame
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _num(value: Any) -> float:
+    """A finite-or-not float, or NaN for anything that is not a number."""
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def regs_name(regularizers: Any) -> str:
+    """``dropout+l2`` for a list of regularizer names; ``none`` for an empty or missing list."""
+    if isinstance(regularizers, str):
+        return regularizers or "none"
+    names = [str(r) for r in regularizers or [] if r is not None]
+    return "+".join(names) if names else "none"
+
+
+def machine_fingerprint(device: Any, gpu_model: Any, cpu_model: Any) -> str:
+    """``cuda: NVIDIA H100`` or ``cpu: AMD EPYC ...``: device plus its model (``unknown`` if missing)."""
+    dev = str(device) if device else "unknown"
+    model = gpu_model if dev == "cuda" else cpu_model
+    return f"{dev}: {model or 'unknown model'}"
+
+
+def trial_row(
+    record: dict[str, Any] | None,
+    *,
+    source: str = "",
+    study: str = "",
+    study_attrs: dict[str, Any] | None = None,
+    number: int | None = None,
+    state: str = "COMPLETE",
+    phase: str | None = None,
+    value: float | None = None,
+    optuna_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Flatten one trial record into one row of the trial frame (pure; any field may be missing).
+
+    Identity fields (task, family, ...) come from the record, falling back to the study's user
+    attrs, so trials that failed before writing a record still count.
+    """
+    rec = _dict(record)
+    attrs = _dict(study_attrs)
+    params = _dict(rec.get("params"))
+    metrics = _dict(rec.get("metrics"))
+    prim = _dict(rec.get("primary"))
+    diag = _dict(rec.get("diagnostics"))
+    energy = _dict(rec.get("energy"))
+    hw = _dict(rec.get("hardware"))
+
+    def pick(key: str) -> Any:
+        v = rec.get(key)
+        return attrs.get(key) if v is None else v
+
+    metric = prim.get("metric") or attrs.get("metric")
+    direction = prim.get("direction") or attrs.get("direction")
+    test = _num(prim.get("value"))
+    if math.isnan(test) and metric:
+        test = _num(metrics.get(f"test/{metric}"))
+    curves = _dict(rec.get("curves"))
+    ttt = _num(prim.get("time_to_target_s"))
+    ett = prim.get("epochs_to_target")
+    if math.isnan(ttt) and isinstance(ett, int) and 0 < ett <= len(curves.get("time_s") or []):
+        ttt = _num(curves["time_s"][ett - 1])
+    device = rec.get("device") or hw.get("device_type")
+    gpu_model, cpu_model = hw.get("gpu_model"), hw.get("cpu_model")
+    fit_s, sps = _num(rec.get("fit_s")), _num(rec.get("samples_per_s"))
+    versions = _dict(rec.get("versions"))
+    regs = pick("regularizers")
+    return {
+        "uid": f"{source}|{study}|{number}",
+        "source": source,
+        "study": study,
+        "benchmark": pick("benchmark"),
+        "task": pick("task"),
+        "family": pick("family"),
+        "optimizer": pick("optimizer"),
+        "regularizers": regs_name(regs),
+        "arm": rec.get("arm") or study or None,
+        "number": number,
+        "state": state,
+        "phase": phase or rec.get("phase") or "tune",
+        "value": _num(value),
+        "seed": rec.get("seed"),
+        "status": rec.get("status") or ("failed" if state == "FAIL" else None),
+        "error": rec.get("error"),
+        "metric": metric,
+        "direction": direction,
+        "target": _num(prim.get("target")),
+        "test": test,
+        "val": _num(metrics.get(f"val/{metric}")) if metric else math.nan,
+        "train": _num(metrics.get(f"train/{metric}")) if metric else math.nan,
+        "lr": _num(params.get("lr", _dict(optuna_params).get("lr"))),
+        "batch_size": _num(rec.get("batch_size", params.get("batch_size"))),
+        "activation": params.get("activation"),
+        "params": params,
+        "optuna_params": _dict(optuna_params),
+        "epochs": _num(rec.get("epochs")),
+        "epochs_run": _num(rec.get("epochs_run")),
+        "steps": _num(rec.get("steps")),
+        "n_params": _num(rec.get("n_params")),
+        "wall_s": _num(rec.get("wall_s")),
+        "fit_s": fit_s,
+        "samples_per_s": sps,
+        "samples": sps * fit_s,
+        "epochs_to_target": _num(ett),
+        "time_to_target_s": ttt,
+        "flag": diag.get("flag"),
+        "grad_ratio_median": _num(diag.get("grad_ratio_median")),
+        "dead_relu_final": _num(diag.get("dead_relu_final")),
+        "gap_final": _num(diag.get("gap_final")),
+        "gap_max": _num(diag.get("gap_max")),
+        "energy_kwh": _num(energy.get("kwh")),
+        "emissions_kg": _num(energy.get("emissions_kg")),
+        "energy_method": energy.get("method"),
+        "energy_country": energy.get("country"),
+        "energy_error": energy.get("error"),
+        "device": device,
+        "device_type": hw.get("device_type"),
+        "gpu_model": gpu_model,
+        "gpu_count": _num(hw.get("gpu_count")),
+        "gpu_driver": hw.get("gpu_driver"),
+        "cuda": hw.get("cuda"),
+        "cpu_model": cpu_model,
+        "cpu_cores": _num(hw.get("cpu_cores")),
+        "ram_gb": _num(hw.get("ram_gb")),
+        "hostname": hw.get("hostname"),
+        "machine": machine_fingerprint(device, gpu_model, cpu_model) if (device or hw) else None,
+        "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v) or None,
+        "git_commit": rec.get("git_commit"),
+        "peak_memory_mb": _num(rec.get("peak_memory_mb")),
+        "started_at": pd.to_datetime(rec.get("started_at"), errors="coerce", utc=True),
+    }
+
+
+def curve_rows(uid: str, curves: Any) -> list[tuple[str, int, str, float]]:
+    """Long-form rows ``(uid, epoch, series, value)`` of a record's ``curves`` dict."""
+    curves = _dict(curves)
+    epochs = curves.get("epoch")
+    rows = []
+    for series, values in curves.items():
+        if series == "epoch" or not isinstance(values, list):
+            continue
+        for i, v in enumerate(values):
+            ep = epochs[i] if isinstance(epochs, list) and i < len(epochs) else i + 1
+            rows.append((uid, int(_num(ep)) if math.isfinite(_num(ep)) else i + 1, series, _num(v)))
+    return rows
+
+
+def trials_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """A trial frame (columns :data:`TRIAL_COLUMNS`) from rows made by :func:`trial_row`."""
+    frame = pd.DataFrame(list(rows), columns=list(TRIAL_COLUMNS))
+    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+    return frame
+
+
+def param_importances(trials: Sequence[Any], direction: str) -> tuple[dict[str, float], str | None]:
+    """Optuna parameter importances of the COMPLETE tuning trials, or ``({}, why not)``.
+
+    Needs at least two complete trials with a value and a param that varies among them; errors of
+    the importance evaluator are caught and returned as the reason.
+    """
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+            and math.isfinite(t.value) and t.params]
+    if len(done) < 2:
+        return {}, f"needs >= 2 completed tuning trials with params, has {len(done)}"
+    varying = [p for p in done[0].params
+               if len({json.dumps(t.params.get(p), default=str) for t in done}) > 1]
+    if not varying:
+        return {}, "no parameter varies among the completed tuning trials"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="minimize" if direction == "minimize" else "maximize")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.add_trials([create_trial(value=t.value, params=t.params, distributions=t.distributions)
+                              for t in done])
+            imp = optuna.importance.get_param_importances(study)
+    except Exception as exc:
+        return {}, f"importance evaluation failed: {type(exc).__name__}: {exc}"
+    return {k: float(v) for k, v in imp.items()}, None
+
+
+def _profile(folder: Path) -> dict[str, Any] | None:
+    path = folder / "profile.yaml"
+    if not path.is_file():
+        return None
+    try:
+        import yaml
+
+        return {"profile": yaml.safe_load(path.read_text())}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def load(specs: Sequence[str]) -> ReportData:
+    """Read every study and trial of ``specs`` (sources as parsed by :func:`parse_source`).
+
+    The same storage named twice is read once.
+
+    Raises:
+        SuiteError: a source cannot be parsed or opened.
+    """
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for spec in specs:
+        src = parse_source(spec)
+        if src.target not in seen:
+            seen.add(src.target)
+            sources.append(src)
+    if not sources:
+        raise SuiteError("no source given; name a run folder, a storage URL or a journal file")
+    rows, curves, studies, importances, profiles = [], [], [], [], []
+    for src in sources:
+        storage = open_storage(src)
+        if src.folder is not None:
+            prof = _profile(src.folder)
+            if prof is not None:
+                profiles.append({"source": src.label, **prof})
+        try:
+            frozen_studies = storage.get_all_studies()
+        except Exception as exc:
+            raise SuiteError(f"cannot read studies from {src.label!r}: {type(exc).__name__}") from None
+        for fs in frozen_studies:
+            attrs = dict(fs.user_attrs)
+            direction = attrs.get("direction") or (
+                "minimize" if fs.directions and fs.directions[0].name == "MINIMIZE" else "maximize")
+            attrs.setdefault("direction", direction)
+            trials = storage.get_all_trials(fs._study_id, deepcopy=False)
+            counts = {s: 0 for s in STATES}
+            tune = []
+            for t in trials:
+                counts[t.state.name] = counts.get(t.state.name, 0) + 1
+                phase = t.user_attrs.get("phase")
+                row = trial_row(t.user_attrs.get("record"), source=src.label, study=fs.study_name,
+                                study_attrs=attrs, number=t.number, state=t.state.name, phase=phase,
+                                value=t.value, optuna_params=t.params)
+                rows.append(row)
+                curves += curve_rows(row["uid"], _dict(t.user_attrs.get("record")).get("curves"))
+                if row["phase"] == "tune":
+                    tune.append(t)
+            imp, why = param_importances(tune, direction)
+            importances += [(src.label, fs.study_name, p, v) for p, v in imp.items()]
+            studies.append({
+                "source": src.label, "study": fs.study_name,
+                "benchmark": attrs.get("benchmark"), "task": attrs.get("task"),
+                "family": attrs.get("family"), "optimizer": attrs.get("optimizer"),
+                "regularizers": regs_name(attrs.get("regularizers")),
+                "direction": direction, "metric": attrs.get("metric"),
+                "profile": _dict(attrs.get("profile")), "protocol": _dict(attrs.get("protocol")),
+                "n_trials": len(trials), **{s.lower(): n for s, n in counts.items()},
+                "importance_note": why,
+            })
+    trials_df = trials_frame(rows)
+    return ReportData(
+        sources=sources,
+        trials=trials_df,
+        curves=pd.DataFrame(curves, columns=list(CURVE_COLUMNS)),
+        studies=pd.DataFrame(studies, columns=[
+            "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "direction",
+            "metric", "profile", "protocol", "n_trials", *[s.lower() for s in STATES],
+            "importance_note"]),
+        importances=pd.DataFrame(importances, columns=["source", "study", "param", "importance"]),
+        profiles=profiles,
+    )

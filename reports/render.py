@@ -1,0 +1,613 @@
+"""The report: sections built from :class:`reports.load.ReportData`, rendered to one HTML page.
+
+Each section is a function ``(ctx) -> list of blocks`` in :data:`SECTIONS` (in page order). A
+block is a small dict (``text``, ``note``, ``sub``, ``table``, ``figure``, ``code``) that the Jinja2
+template renders with autoescaping on, so every string from the data is shown as text. Figures are
+SVG ``data:`` URIs, and the page's Content-Security-Policy forbids every request but ``data:``
+images: the file is self-contained and opens offline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports import figures, stats
+from reports.load import ReportData, load
+
+Block = dict[str, Any]
+MAX_ROWS = 200
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A cell as text: ``-`` for missing, 4 significant digits for floats, thousands separators."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return "-"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else ""
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isinf(v):
+            return "inf"
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.{digits}g}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str, sort_keys=True)
+    return str(value)
+
+
+def text(s: str) -> Block:
+    return {"kind": "text", "text": s}
+
+
+def note(s: str) -> Block:
+    """A one-line 'no data' or caveat message."""
+    return {"kind": "note", "text": s}
+
+
+def sub(s: str) -> Block:
+    return {"kind": "sub", "text": s}
+
+
+def code(s: str) -> Block:
+    return {"kind": "code", "text": s}
+
+
+def figure(uri: str, alt: str, caption: str = "") -> Block:
+    return {"kind": "figure", "uri": uri, "alt": alt, "caption": caption}
+
+
+def table(df: pd.DataFrame, caption: str = "", *, max_rows: int = MAX_ROWS) -> Block:
+    """A table block of ``df`` (column names as headers), cut to ``max_rows`` with a note."""
+    rows = [[fmt(v) for v in row] for row in df.head(max_rows).itertuples(index=False)]
+    more = len(df) - max_rows if len(df) > max_rows else 0
+    return {"kind": "table", "columns": [str(c) for c in df.columns], "rows": rows, "caption": caption,
+            "more": more}
+
+
+def kv_table(items: Sequence[tuple[str, Any]], caption: str = "") -> Block:
+    return table(pd.DataFrame(items, columns=["", "value"]), caption)
+
+
+def ci_text(row: pd.Series) -> str:
+    if not math.isfinite(float(row["half_width"])):
+        return "- (n < 2)"
+    return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+
+
+def arm_label(row: pd.Series) -> str:
+    return f"{row['optimizer']} / {row['regularizers']}"
+
+
+# --------------------------------------------------------------------------- context
+
+
+@dataclass
+class Context:
+    """The data and the derived frames the sections share (computed once, on first use)."""
+
+    data: ReportData
+    level: float = 0.95
+    alpha: float = 0.05
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        return self.data.trials
+
+    @cached_property
+    def confirm(self) -> pd.DataFrame:
+        return stats.confirm_trials(self.trials)
+
+    @cached_property
+    def arms(self) -> pd.DataFrame:
+        return stats.arm_summary(self.confirm, level=self.level)
+
+    @cached_property
+    def tasks(self) -> list[str]:
+        return sorted(self.trials["task"].dropna().astype(str).unique())
+
+    def task_info(self, task: str) -> tuple[str, str, float]:
+        """Metric, direction and target of ``task`` (from its trials)."""
+        t = self.trials[self.trials["task"] == task]
+        metric = t["metric"].dropna()
+        direction = t["direction"].dropna()
+        target = t["target"].dropna()
+        return (str(metric.iloc[0]) if len(metric) else "metric",
+                str(direction.iloc[0]) if len(direction) else "maximize",
+                float(target.iloc[0]) if len(target) else math.nan)
+
+    def task_heading(self, task: str) -> str:
+        metric, direction, target = self.task_info(task)
+        tgt = f", target {fmt(target)}" if math.isfinite(target) else ""
+        return f"{task}: {metric} ({'higher' if direction == 'maximize' else 'lower'} is better{tgt})"
+
+    def best_trials(self, best: pd.DataFrame) -> pd.DataFrame:
+        """The confirm trials of the arms in ``best``."""
+        return self.confirm.merge(best[stats.ARM], on=stats.ARM)
+
+
+# --------------------------------------------------------------------------- sections
+
+SectionFn = Callable[[Context], list[Block]]
+SECTIONS: list[tuple[str, str, SectionFn]] = []
+
+
+def section(slug: str, title: str) -> Callable[[SectionFn], SectionFn]:
+    """Register a report section (page order = registration order); a duplicate slug is an error."""
+
+    def deco(fn: SectionFn) -> SectionFn:
+        if any(s == slug for s, _, _ in SECTIONS):
+            raise ValueError(f"report section {slug!r} is already registered")
+        SECTIONS.append((slug, title, fn))
+        return fn
+
+    return deco
+
+
+@section("provenance", "Provenance")
+def provenance(ctx: Context) -> list[Block]:
+    t, data = ctx.trials, ctx.data
+    blocks: list[Block] = []
+    src_rows = []
+    for s in data.sources:
+        st = t[t["source"] == s.label]
+        src_rows.append({"source": s.label, "kind": {"run": "run folder", "rdb": "storage URL",
+                                                     "journal": "journal file"}[s.kind],
+                         "studies": int((data.studies["source"] == s.label).sum()), "trials": len(st),
+                         "first trial": st["started_at"].min(), "last trial": st["started_at"].max()})
+    blocks.append(table(pd.DataFrame(src_rows), "Sources (storage passwords masked)"))
+    if t.empty:
+        blocks.append(note("The sources hold no trials."))
+        return blocks
+
+    energy = t["energy_kwh"].astype(float)
+    co2 = t["emissions_kg"].astype(float)
+    hours = t.assign(h=t["wall_s"].astype(float) / 3600, device=t["device"].fillna("unknown"))
+    dev_hours = hours.groupby("device")["h"].sum()
+    methods = sorted(t["energy_method"].dropna().astype(str).unique())
+    countries = sorted(t["energy_country"].dropna().astype(str).unique())
+    commits = sorted(t["git_commit"].dropna().astype(str).unique())
+    totals = [
+        ("studies (arms)", len(data.studies)),
+        ("trials", len(t)),
+        ("first trial started", t["started_at"].min()),
+        ("last trial started", t["started_at"].max()),
+        ("git commits", ", ".join(commits) if commits else "not recorded"),
+        *[(f"{'GPU' if d == 'cuda' else str(d).upper() + ' device'}-hours (trial wall time)", float(h))
+          for d, h in dev_hours.items()],
+        ("energy, kWh (sum over trials)", float(energy.sum()) if energy.notna().any() else None),
+        ("emissions, kg CO2eq", float(co2.sum()) if co2.notna().any() else None),
+        ("trials with an energy measurement", f"{int(energy.notna().sum())} of {len(t)}"),
+        ("energy measurement method", ", ".join(methods) if methods else "not recorded"),
+        ("grid country (emissions factor)", ", ".join(countries) if countries else "not recorded"),
+    ]
+    blocks.append(kv_table(totals, "Totals"))
+    if not energy.notna().any():
+        blocks.append(note("No trial recorded energy (tracking was off or unavailable): kWh and CO2 "
+                           "are not shown."))
+    states = t.pivot_table(index="phase", columns="state", values="uid", aggfunc="count", fill_value=0)
+    blocks.append(table(states.reset_index(), "Trials by phase and state"))
+
+    blocks.append(sub("Machines"))
+    m = t.assign(machine=t["machine"].fillna("unknown"))
+    mrows = []
+    for mach, g in m.groupby("machine", sort=True):
+        first = g.iloc[0]
+        mrows.append({"machine": mach, "device": first["device"], "gpu": first["gpu_model"],
+                      "gpus": first["gpu_count"], "driver": first["gpu_driver"], "cuda": first["cuda"],
+                      "cpu": first["cpu_model"], "cores": first["cpu_cores"], "RAM GB": first["ram_gb"],
+                      "host": ", ".join(sorted(g["hostname"].dropna().astype(str).unique())) or None,
+                      "software": "; ".join(sorted(g["versions"].dropna().astype(str).unique())) or None,
+                      "trials": len(g)})
+    blocks.append(table(pd.DataFrame(mrows), "Hardware and software of every machine in the data"))
+    if t["gpu_model"].isna().all() and t["cpu_model"].isna().all():
+        blocks.append(note("The records carry no hardware fingerprint; machines are told apart by "
+                           "device only."))
+
+    blocks.append(sub("Profile and budgets"))
+    profiles: dict[str, list[str]] = {}
+    for _, row in data.studies.iterrows():
+        if row["profile"]:
+            benches = profiles.setdefault(json.dumps(row["profile"], sort_keys=True, default=str), [])
+            if str(row["benchmark"]) not in benches:
+                benches.append(str(row["benchmark"]))
+    for key, benches in profiles.items():
+        blocks.append(kv_table(flatten(json.loads(key)), f"Profile of benchmark {', '.join(benches)}"))
+    for p in data.profiles:
+        if "error" in p:
+            blocks.append(note(f"profile.yaml of {p['source']} could not be read: {p['error']}"))
+        else:
+            blocks.append(kv_table(flatten(p["profile"]), f"profile.yaml in {p['source']}"))
+    if not profiles and not data.profiles:
+        blocks.append(note("No profile recorded (no study attribute 'profile', no profile.yaml)."))
+    proto = data.studies[data.studies["protocol"].map(bool)]
+    if len(proto):
+        rows = pd.DataFrame([{"benchmark": r["benchmark"], **r["protocol"]} for _, r in proto.iterrows()])
+        rows = rows.astype(str).drop_duplicates()
+        blocks.append(table(rows, "Tuning protocol (budget per arm)"))
+    else:
+        blocks.append(note("No tuning protocol recorded on the studies."))
+    return blocks
+
+
+def flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts as ``(dotted.key, value)`` pairs; lists stay values."""
+    if not isinstance(d, dict):
+        return [(prefix or "value", d)]
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out += flatten(v, key) if isinstance(v, dict) and v else [(key, v)]
+    return out
+
+
+@section("leaderboard", "Leaderboard per task")
+def leaderboard(ctx: Context) -> list[Block]:
+    if ctx.confirm.empty:
+        n_tune = int((ctx.trials["phase"] == "tune").sum())
+        return [note(f"No completed confirm trials: the leaderboard compares confirm re-runs only "
+                     f"({n_tune} tuning trials exist).")]
+    blocks = [text(f"Each family's best arm (optimizer / regularizers), chosen by mean validation metric "
+                   f"over the confirm seeds; numbers are the test metric over those seeds, mean and "
+                   f"{ctx.level:.0%} Student-t interval.")]
+    best = stats.best_of(ctx.arms, ["task", "family"])
+    for task in ctx.tasks:
+        _, direction, _ = ctx.task_info(task)
+        b = best[best["task"] == task]
+        blocks.append(sub(ctx.task_heading(task)))
+        if b.empty:
+            blocks.append(note("No completed confirm trials for this task."))
+            continue
+        b = b.sort_values("mean", ascending=direction != "maximize")
+        rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r), "n": r["n"],
+                 "mean": r["mean"], f"{ctx.level:.0%} CI": ci_text(r), "std": r["std"],
+                 "params": r["n_params"], "train time s": r["fit_s"], "energy kWh": r["energy_kwh"]}
+                for i, (_, r) in enumerate(b.iterrows())]
+        blocks.append(table(pd.DataFrame(rows)))
+    return blocks
+
+
+@section("architectures", "Architectures")
+def architectures(ctx: Context) -> list[Block]:
+    if ctx.confirm.empty:
+        return [note("No completed confirm trials to compare architecture families.")]
+    best = stats.best_of(ctx.arms, ["task", "family"])
+    blocks: list[Block] = []
+    for task in ctx.tasks:
+        metric, direction, _ = ctx.task_info(task)
+        b = best[best["task"] == task].sort_values("mean", ascending=direction != "maximize")
+        blocks.append(sub(ctx.task_heading(task)))
+        if b.empty:
+            blocks.append(note("No completed confirm trials for this task."))
+            continue
+        uri = figures.architecture_figure(ctx.best_trials(b), b, ctx.data.curves, metric)
+        blocks.append(figure(uri, f"{task}: families compared",
+                             "Left: each point is one seed of the family's best arm; bar: mean and "
+                             f"{ctx.level:.0%} CI. Right: validation {metric} per epoch, mean over seeds."))
+    return blocks
+
+
+@section("optimizers", "Optimizers")
+def optimizers(ctx: Context) -> list[Block]:
+    tune = ctx.trials[(ctx.trials["phase"] == "tune") & (ctx.trials["state"] == "COMPLETE")]
+    if ctx.confirm.empty and tune.empty:
+        return [note("No completed trials to compare optimizers.")]
+    blocks: list[Block] = []
+    best = stats.best_of(ctx.arms, ["task", "family", "optimizer"])
+    for task in ctx.tasks:
+        metric, direction, _ = ctx.task_info(task)
+        b = best[best["task"] == task] if len(best) else best
+        tt = tune[tune["task"] == task]
+        blocks.append(sub(ctx.task_heading(task)))
+        if b.empty and tt.empty:
+            blocks.append(note("No completed trials for this task."))
+            continue
+        fams = sorted(set(b["family"].astype(str)) | set(tt["family"].astype(str)))
+        b = b.sort_values(["family", "mean"], ascending=[True, direction != "maximize"])
+        trials = ctx.best_trials(b) if len(b) else ctx.confirm.iloc[0:0]
+        uri = figures.optimizer_figure(metric, fams, trials, b, ctx.data.curves, tt)
+        blocks.append(figure(uri, f"{task}: optimizers compared",
+                             "Per family: seeds and mean with CI of each optimizer's best arm (left), its "
+                             "validation curves (middle), and the validation metric of every completed "
+                             "tuning trial against its learning rate (right, log scale)."))
+    blocks.append(sub("Performance profiles across tasks"))
+    blocks.append(text(
+        "Dolan-More profiles: for each solver, the fraction of problems on which its cost is within a "
+        "factor tau of the best solver's. Problems: tasks (families) and task / family pairs "
+        "(optimizers); a solver's result on a problem is the test mean of its best arm. Metrics to "
+        "maximize are turned into costs as 1 - value when all values are <= 1 (accuracy, F1, AUROC: the "
+        "error rate), otherwise 1 / value; metrics to minimize are costs as they are; costs are floored "
+        f"at {stats.COST_FLOOR:g}. A solver that did not run a problem never counts as solving it."))
+    panels = {}
+    reasons = []
+    for kind, problem, solver in (("families", ["task"], "family"),
+                                  ("optimizers", ["task", "family"], "optimizer")):
+        if ctx.confirm.empty:
+            reasons.append(f"{kind}: no confirm trials")
+            continue
+        values, directions = stats.problem_table(stats.best_of(ctx.arms, [*problem, solver]), problem, solver)
+        if values.shape[1] < 2:
+            reasons.append(f"{kind}: needs >= 2 {kind} to compare, has {values.shape[1]}")
+            continue
+        panels[kind] = stats.performance_profile(stats.cost_table(values, directions))
+    if panels:
+        blocks.append(figure(figures.profile_figure(panels), "performance profiles",
+                             "Higher and further left is better; rho at tau = 1 is the share of problems "
+                             "on which the solver is the best."))
+    for r in reasons:
+        blocks.append(note(f"No performance profile for {r}."))
+    return blocks
+
+
+@section("regularizers", "Regularizers")
+def regularizers(ctx: Context) -> list[Block]:
+    c = ctx.confirm
+    if c.empty:
+        return [note("No completed confirm trials to compare regularizers.")]
+    if set(c["regularizers"].astype(str)) <= {"none"}:
+        return [note("Every confirm trial ran without regularizers: nothing to compare.")]
+    blocks = [text("Test metric and generalization gap (train minus validation primary metric at the last "
+                   "epoch) of each regularizer set, per seed, for the family and optimizer pairs that ran "
+                   "with a regularizer (so 'none' is the same optimizer without one); the table gives the "
+                   "change of the means against that baseline.")]
+    arms = ctx.arms
+    for task in ctx.tasks:
+        metric, _, _ = ctx.task_info(task)
+        ct = c[c["task"] == task]
+        regged = ct.loc[ct["regularizers"] != "none", ["family", "optimizer"]].drop_duplicates()
+        ct = ct.merge(regged, on=["family", "optimizer"])
+        blocks.append(sub(ctx.task_heading(task)))
+        if ct.empty:
+            blocks.append(note("No confirm trials with a regularizer for this task."))
+            continue
+        blocks.append(figure(figures.regularizer_figure(metric, ct), f"{task}: regularizers compared"))
+        a = arms[arms["task"] == task]
+        rows = []
+        for (fam, opt), g in a.groupby(["family", "optimizer"], sort=True):
+            base = g[g["regularizers"] == "none"]
+            for _, r in g[g["regularizers"] != "none"].iterrows():
+                rows.append({"family": fam, "optimizer": opt, "regularizers": r["regularizers"], "n": r["n"],
+                             "test mean": r["mean"],
+                             "vs none": r["mean"] - base["mean"].iloc[0] if len(base) else None,
+                             "gap": r["gap_mean"],
+                             "gap vs none": r["gap_mean"] - base["gap_mean"].iloc[0] if len(base) else None})
+        blocks.append(table(pd.DataFrame(rows), "'-' in 'vs none': no arm without regularizers to compare"))
+    return blocks
+
+
+@section("activations", "Activations and gradient health")
+def activations(ctx: Context) -> list[Block]:
+    t = ctx.trials[ctx.trials["flag"].notna()]
+    if t.empty:
+        return [note("No trial recorded gradient diagnostics.")]
+    blocks = [text("Every trial (tuning and confirm) is flagged from its gradient norms: vanishing when "
+                   "the median over epochs of |grad first layer| / |grad last layer| is below 1e-3, "
+                   "exploding above 1e3 or on any non-finite gradient or loss, ok otherwise.")]
+    blocks.append(figure(figures.health_figure(t), "gradient-health flags per activation"))
+    blocks.append(table(stats.flag_counts(t), "Flags per family and activation (dead ReLU: mean final "
+                                              "fraction of units that never fire on a probe batch)"))
+    flagged = t[t["flag"] != "ok"]
+    if flagged.empty:
+        blocks.append(note("No trial was flagged vanishing or exploding."))
+    else:
+        cols = ["task", "family", "optimizer", "regularizers", "phase", "number", "activation", "lr",
+                "flag", "grad_ratio_median", "status"]
+        blocks.append(table(flagged[cols].sort_values(["task", "family", "number"]), "Flagged trials"))
+    return blocks
+
+
+@section("footprint", "Footprint")
+def footprint(ctx: Context) -> list[Block]:
+    if ctx.confirm.empty:
+        return [note("No completed confirm trials: no footprint per arm.")]
+    has_energy = bool(np.isfinite(ctx.arms["energy_kwh"].astype(float)).any())
+    methods = sorted(ctx.confirm["energy_method"].dropna().astype(str).unique())
+    blocks = [text("Per arm (confirm trials, mean per trial): energy and emissions, and the time and energy "
+                   "until the validation metric first reached the task's target (time_s of the curves at "
+                   "that epoch; energy prorated as kWh x time-to-target / fit time), averaged over the "
+                   "seeds that reached it. Energy method: " + (", ".join(methods) or "not recorded") + ".")]
+    if not has_energy:
+        blocks.append(note("No energy recorded: the Pareto front is drawn against training time instead."))
+    cost, label = ("energy_kwh", "energy per trial (kWh)") if has_energy else ("fit_s", "train time (s)")
+    for task in ctx.tasks:
+        metric, direction, _ = ctx.task_info(task)
+        a = ctx.arms[ctx.arms["task"] == task].copy()
+        blocks.append(sub(ctx.task_heading(task)))
+        if a.empty:
+            blocks.append(note("No completed confirm trials for this task."))
+            continue
+        a["pareto"] = stats.pareto_front(a, cost, "mean", direction)
+        if np.isfinite(a[cost].astype(float)).any():
+            blocks.append(figure(figures.footprint_figure(metric, a, cost, label),
+                                 f"{task}: metric against {label}",
+                                 "Ringed points joined by the dashed line: the Pareto front (no other arm "
+                                 "is both cheaper and better)."))
+        else:
+            blocks.append(note(f"No arm of this task recorded {label}."))
+        rows = [{"family": r["family"], "arm": arm_label(r), "n": r["n"], f"test {metric}": r["mean"],
+                 "kWh / trial": r["energy_kwh"], "kg CO2 / trial": r["emissions_kg"],
+                 "train time s": r["fit_s"], "reached target": f"{int(r['reached'])} of {int(r['n'])}",
+                 "time to target s": r["time_to_target_s"], "energy to target kWh": r["energy_to_target_kwh"],
+                 "Pareto": bool(r["pareto"])}
+                for _, r in a.sort_values(["family", "optimizer", "regularizers"]).iterrows()]
+        blocks.append(table(pd.DataFrame(rows)))
+    return blocks
+
+
+@section("devices", "Across devices")
+def devices(ctx: Context) -> list[Block]:
+    machines = sorted(ctx.trials["machine"].dropna().astype(str).unique())
+    if not machines:
+        return [note("The records name no machine (no device or hardware field): nothing to compare.")]
+    if len(machines) < 2:
+        return [note(f"All trials ran on one machine ({machines[0]}): nothing to compare across devices.")]
+    c = ctx.confirm
+    if c.empty:
+        return [note(f"{len(machines)} machines in the data but no completed confirm trials to compare.")]
+    c = stats.to_target(c).assign(kwh_1k=lambda d: stats.per_1k_samples(d))
+    g = c.groupby([*stats.ARM, "machine"], dropna=False).agg(
+        n=("uid", "count"), samples_per_s=("samples_per_s", "mean"),
+        time_to_target_s=("time_to_target_s", "mean"), kwh_1k=("kwh_1k", "mean"),
+        test=("test", "mean")).reset_index()
+    shared = g.groupby(stats.ARM, dropna=False)["machine"].transform("nunique") >= 2
+    g = g[shared]
+    blocks = [text(f"Machines (device: model): {', '.join(machines)}. Same arms, confirm trials, means per "
+                   "machine; energy per 1,000 training samples = kWh / (samples/s x fit time) x 1,000.")]
+    if g.empty:
+        blocks.append(note("No arm ran on more than one machine: nothing to set side by side."))
+        return blocks
+    g = g.assign(arm_label=g["task"].astype(str) + " / " + g["family"].astype(str) + " / "
+                 + g["optimizer"].astype(str) + " / " + g["regularizers"].astype(str))
+    panels = [("samples_per_s", "throughput (samples/s)"), ("time_to_target_s", "time to target (s)"),
+              ("kwh_1k", "kWh per 1,000 samples")]
+    panels = [p for p in panels if np.isfinite(g[p[0]].astype(float)).any()]
+    for col, label in [("time_to_target_s", "time to target"), ("kwh_1k", "energy per 1,000 samples")]:
+        if col not in [p[0] for p in panels]:
+            blocks.append(note(f"No {label} recorded for these arms."))
+    if panels:
+        blocks.append(figure(figures.devices_figure(g, panels), "arms side by side per machine"))
+    cols = {"arm_label": "arm", "machine": "machine", "n": "n", "samples_per_s": "samples/s",
+            "time_to_target_s": "time to target s", "kwh_1k": "kWh / 1k samples", "test": "test mean"}
+    blocks.append(table(g[list(cols)].rename(columns=cols).sort_values(["arm", "machine"])))
+    return blocks
+
+
+@section("statistics", "Statistics")
+def statistics(ctx: Context) -> list[Block]:
+    if ctx.confirm.empty:
+        return [note("No completed confirm trials: no ranking.")]
+    blocks = [text(f"Friedman test over blocks (problems) of the best-arm test means, treatments ranked "
+                   f"within each block (1 = best; tasks to minimize are ranked low-to-high); when it "
+                   f"rejects at alpha = {ctx.alpha}, the Nemenyi critical difference (CD) tells which "
+                   f"average ranks differ. Only complete blocks (every treatment present) count.")]
+    for kind, problem, solver in (("families", ["task"], "family"),
+                                  ("optimizers", ["task", "family"], "optimizer")):
+        values, directions = stats.problem_table(stats.best_of(ctx.arms, [*problem, solver]), problem, solver)
+        blocks.append(sub(f"Ranking of {kind} (blocks: {' / '.join(problem)})"))
+        res = stats.friedman(stats.orient(values, directions), "maximize", alpha=ctx.alpha)
+        if len(res.ranks):
+            blocks.append(table(res.ranks.rename("average rank").rename_axis(solver).reset_index()))
+        if res.dropped:
+            blocks.append(note(f"Left out (incomplete blocks): {', '.join(map(str, res.dropped))}."))
+        if not res.ran:
+            blocks.append(note(f"The Friedman test cannot run for {kind}: {res.reason}."))
+            continue
+        verdict = (f"the {kind} differ significantly (p < {ctx.alpha})." if res.significant else
+                   f"the differences between {kind} are NOT significant (p >= {ctx.alpha}); the ranking "
+                   f"may be chance.")
+        blocks.append(text(f"Friedman chi-square = {res.statistic:.3f}, p = {res.pvalue:.3g} (k = {res.k} "
+                           f"{kind}, n = {res.n} blocks): {verdict} Nemenyi CD = {res.cd:.3f}."))
+        groups = stats.cd_groups(res.ranks, res.cd)
+        blocks.append(figure(figures.cd_diagram(res.ranks, res.cd, groups, f"{kind}: average rank"),
+                             f"critical-difference diagram of {kind}",
+                             "Treatments joined by a thick bar are not significantly different (Nemenyi)."))
+    return blocks
+
+
+@section("optuna", "Optuna")
+def optuna_section(ctx: Context) -> list[Block]:
+    data = ctx.data
+    blocks: list[Block] = []
+    if data.studies.empty:
+        blocks.append(note("The sources hold no Optuna studies."))
+    else:
+        t = ctx.trials
+        rows = []
+        for _, s in data.studies.iterrows():
+            tt = t[(t["source"] == s["source"]) & (t["study"] == s["study"]) & (t["phase"] == "tune")
+                   & (t["state"] == "COMPLETE") & np.isfinite(t["value"].astype(float))]
+            best = None
+            if len(tt):
+                best = tt.loc[tt["value"].idxmax() if s["direction"] == "maximize" else tt["value"].idxmin()]
+            imp = data.importances[(data.importances["source"] == s["source"])
+                                   & (data.importances["study"] == s["study"])]
+            params = best["optuna_params"] if best is not None else {}
+            rows.append({"study": s["study"], "source": s["source"], "direction": s["direction"],
+                         "complete": s["complete"], "pruned": s["pruned"], "failed": s["fail"],
+                         "running": s["running"],
+                         "best value (tune)": None if best is None else best["value"],
+                         "best params": ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) or None,
+                         "importances": ", ".join(f"{p} {fmt(v, 2)}" for p, v in
+                                                  imp.sort_values("importance", ascending=False)
+                                                  [["param", "importance"]].itertuples(index=False))
+                         or f"not computed: {s['importance_note']}"})
+        blocks.append(table(pd.DataFrame(rows), "Per study: trial counts, best tuning trial, parameter "
+                                                "importances (Optuna's default evaluator)"))
+        if data.importances.empty:
+            blocks.append(note("No study had parameter importances (see the reasons in the table)."))
+        else:
+            blocks.append(figure(figures.importance_figure(data.importances), "parameter importances"))
+    blocks.append(sub("Dashboard"))
+    for s in data.sources:
+        blocks.append(code(f"suite dashboard {shlex.quote(s.label)}"))
+        if s.kind == "rdb" and s.label != s.target:
+            blocks.append(note("The password is masked here; give the real storage URL."))
+    return blocks
+
+
+# --------------------------------------------------------------------------- page
+
+
+def render_sections(ctx: Context) -> list[dict[str, Any]]:
+    """Every section's blocks; a section that raises shows the error instead of breaking the page."""
+    out = []
+    for i, (slug, title, fn) in enumerate(SECTIONS, start=1):
+        try:
+            blocks = fn(ctx)
+        except Exception as exc:  # one broken section must not lose the report
+            blocks = [note(f"This section could not be drawn: {type(exc).__name__}: {exc}")]
+        out.append({"slug": slug, "number": i, "title": title, "blocks": blocks})
+    return out
+
+
+def render_html(data: ReportData, *, title: str = "Benchmark report") -> str:
+    """The report page as one HTML string."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    ctx = Context(data)
+    return env.get_template("report.html").render(
+        title=title, sections=render_sections(ctx), sources=[s.label for s in data.sources],
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), n_trials=len(data.trials),
+    )
+
+
+def build_report(sources: list[str], out_dir: Path) -> Path:
+    """Read ``sources``, write ``out_dir/index.html`` (self-contained) and return its path.
+
+    Args:
+        sources: run folders (with ``optuna.db``), Optuna storage URLs, or journal files
+            (``.log``/``.jsonl``); several are merged into one report.
+        out_dir: created if missing.
+
+    Raises:
+        SuiteError: a source cannot be parsed or opened.
+    """
+    import matplotlib
+
+    matplotlib.set_loglevel("error")
+    data = load(sources)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "index.html"
+    path.write_text(render_html(data), encoding="utf-8")
+    return path

@@ -1,0 +1,357 @@
+"""Statistics of the report: pure functions from frames to frames (no plotting, no I/O).
+
+Conventions: an *arm* is (task, family, optimizer, regularizers) and is the same arm whichever
+benchmark or machine ran it; the numbers compared are those of the CONFIRM trials (the best tuned
+params re-run with several seeds); ``direction`` is ``maximize`` or ``minimize`` per task.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+ARM = ["task", "family", "optimizer", "regularizers"]
+
+
+def mean_ci(df: pd.DataFrame, by: Sequence[str], value: str, *, level: float = 0.95) -> pd.DataFrame:
+    """Mean and two-sided Student-t confidence interval of ``value`` per group.
+
+    Args:
+        df: one row per observation (e.g. one confirm trial per seed).
+        by: grouping columns.
+        value: the column to summarize; non-finite values are left out.
+        level: confidence level in (0, 1), default 0.95.
+
+    Returns:
+        One row per group: ``by`` columns, ``n``, ``mean``, ``std`` (ddof 1), ``half_width``,
+        ``ci_low``, ``ci_high``. With ``n < 2`` the interval is NaN (it does not exist).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level=}")
+    by = list(by)
+    rows = []
+    clean = df[np.isfinite(pd.to_numeric(df[value], errors="coerce").astype(float))]
+    for key, g in clean.groupby(by, sort=True, dropna=False):
+        x = g[value].astype(float).to_numpy()
+        n = len(x)
+        mean = float(x.mean())
+        std = float(x.std(ddof=1)) if n > 1 else math.nan
+        half = float(sps.t.ppf((1 + level) / 2, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key, strict=True)), "n": n, "mean": mean, "std": std,
+                     "half_width": half, "ci_low": mean - half, "ci_high": mean + half})
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "std", "half_width", "ci_low", "ci_high"])
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    """Whether ``a`` is strictly better than ``b`` for ``direction``."""
+    return a > b if direction == "maximize" else a < b
+
+
+def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """COMPLETE confirm trials with a finite test value (the numbers the report compares)."""
+    ok = (trials["phase"] == "confirm") & (trials["state"] == "COMPLETE")
+    ok &= np.isfinite(trials["test"].astype(float))
+    return trials[ok]
+
+
+def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """One row per arm of the confirm trials: test mean and CI over seeds, validation mean, cost.
+
+    Columns: ``ARM``, ``metric``, ``direction``, ``n``, ``mean``, ``std``, ``half_width``,
+    ``ci_low``, ``ci_high`` (test primary metric), ``val_mean``, ``gap_mean``, ``n_params``
+    (median), ``fit_s`` (mean seconds), ``samples_per_s`` (mean), ``energy_kwh`` and
+    ``emissions_kg`` (mean per trial), ``time_to_target_s`` and ``energy_to_target_kwh`` (mean over
+    the seeds that reached the target), ``reached`` (how many seeds reached it).
+    """
+    cols = [*ARM, "metric", "direction", "n", "mean", "std", "half_width", "ci_low", "ci_high",
+            "val_mean", "gap_mean", "n_params", "fit_s", "samples_per_s", "energy_kwh", "emissions_kg",
+            "time_to_target_s", "energy_to_target_kwh", "reached"]
+    if confirm.empty:
+        return pd.DataFrame(columns=cols)
+    ci = mean_ci(confirm, ARM, "test", level=level)
+    tt = to_target(confirm)
+    agg = tt.groupby(ARM, dropna=False).agg(
+        metric=("metric", "first"), direction=("direction", "first"), val_mean=("val", "mean"),
+        gap_mean=("gap_final", "mean"), n_params=("n_params", "median"), fit_s=("fit_s", "mean"),
+        samples_per_s=("samples_per_s", "mean"), energy_kwh=("energy_kwh", "mean"),
+        emissions_kg=("emissions_kg", "mean"), time_to_target_s=("time_to_target_s", "mean"),
+        energy_to_target_kwh=("energy_to_target_kwh", "mean"), reached=("reached", "sum"),
+    ).reset_index()
+    out = ci.merge(agg, on=ARM, how="left")
+    return out[cols]
+
+
+def best_of(summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """The best arm per group of ``by`` columns, chosen by mean *validation* metric.
+
+    Selecting on validation keeps the test numbers honest (choosing on test would bias them
+    upward); when no validation value exists the test mean decides.
+    """
+    if summary.empty:
+        return summary.copy()
+    picks = []
+    for _, g in summary.groupby(list(by), sort=True, dropna=False):
+        direction = g["direction"].iloc[0]
+        key = g["val_mean"].where(np.isfinite(g["val_mean"].astype(float)), g["mean"]).astype(float)
+        key = -key if direction == "maximize" else key
+        picks.append(g.loc[key.idxmin()] if key.notna().any() else g.iloc[0])
+    return pd.DataFrame(picks).reset_index(drop=True)
+
+
+def rank_table(values: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Ranks within each row (block) of a blocks x treatments table: 1 = best, ties averaged."""
+    return values.rank(axis=1, ascending=direction != "maximize", method="average")
+
+
+def orient(values: pd.DataFrame, directions: pd.Series) -> pd.DataFrame:
+    """``values`` with the rows of ``minimize`` problems negated, so higher is better in every row.
+
+    Rank-based statistics (Friedman, Nemenyi) can then mix tasks whose metrics point different ways.
+    """
+    sign = np.where(directions.reindex(values.index) == "minimize", -1.0, 1.0)
+    return values.astype(float).mul(sign, axis=0)
+
+
+def nemenyi_cd(k: int, n: int, *, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of average ranks for ``k`` treatments over ``n`` blocks.
+
+    ``CD = q_alpha * sqrt(k (k + 1) / (6 n))`` with ``q_alpha`` the studentized range quantile
+    (infinite degrees of freedom) divided by sqrt(2) (Demsar 2006, table 5: 2.343 for k = 3).
+    """
+    if k < 2 or n < 1:
+        raise ValueError(f"Nemenyi CD needs k >= 2 treatments and n >= 1 blocks, got {k=}, {n=}")
+    q = sps.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
+    return float(q * math.sqrt(k * (k + 1) / (6 * n)))
+
+
+@dataclass
+class FriedmanResult:
+    """Outcome of :func:`friedman`.
+
+    Attributes:
+        ran: whether the test could run; when not, ``reason`` says why.
+        statistic, pvalue: the Friedman chi-square and its p-value (NaN when not run).
+        k, n: treatments and complete blocks used.
+        ranks: average rank per treatment (1 = best), ascending; empty when not run.
+        cd: Nemenyi critical difference at ``alpha`` (NaN when not run).
+        significant: ``pvalue < alpha``.
+        dropped: blocks left out because a treatment was missing in them.
+    """
+
+    ran: bool
+    reason: str | None = None
+    statistic: float = math.nan
+    pvalue: float = math.nan
+    k: int = 0
+    n: int = 0
+    alpha: float = 0.05
+    ranks: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    cd: float = math.nan
+    significant: bool = False
+    dropped: list = field(default_factory=list)
+
+
+def friedman(values: pd.DataFrame, direction: str, *, alpha: float = 0.05) -> FriedmanResult:
+    """Friedman test of treatments (columns) over blocks (rows), with Nemenyi CD.
+
+    Blocks with a missing value are dropped (the test needs complete blocks). It runs only with
+    >= 3 treatments and >= 2 complete blocks; otherwise ``ran`` is False and ``reason`` says why.
+    """
+    values = values.astype(float)
+    complete = values.dropna(axis=0, how="any")
+    dropped = [b for b in values.index if b not in complete.index]
+    k, n = values.shape[1], len(complete)
+    if k < 3:
+        return FriedmanResult(False, f"needs >= 3 treatments to compare, has {k}", k=k, n=n,
+                              alpha=alpha, dropped=dropped)
+    if n < 2:
+        return FriedmanResult(False, f"needs >= 2 complete blocks (every treatment present), has {n}"
+                              + (f" of {len(values)}" if dropped else ""), k=k, n=n, alpha=alpha,
+                              dropped=dropped)
+    ranks = rank_table(complete, direction).mean(axis=0).sort_values()
+    if all(complete.iloc[i].nunique() == 1 for i in range(n)):
+        return FriedmanResult(False, "all treatments tie in every block", k=k, n=n, alpha=alpha,
+                              ranks=ranks, dropped=dropped)
+    stat, p = sps.friedmanchisquare(*[complete[c].to_numpy() for c in complete.columns])
+    return FriedmanResult(True, None, float(stat), float(p), k, n, alpha, ranks,
+                          nemenyi_cd(k, n, alpha=alpha), bool(p < alpha), dropped)
+
+
+def cd_groups(ranks: pd.Series, cd: float) -> list[tuple[str, ...]]:
+    """Maximal runs of treatments (in rank order) whose average ranks differ by less than ``cd``.
+
+    These are the groups a critical-difference diagram joins with a bar; singletons are left out.
+    """
+    names, r = list(ranks.index), ranks.to_numpy(float)
+    groups: list[tuple[str, ...]] = []
+    for i in range(len(names)):
+        j = i
+        while j + 1 < len(names) and r[j + 1] - r[i] < cd:
+            j += 1
+        if j > i and not any(set(names[i:j + 1]) <= set(g) for g in groups):
+            groups.append(tuple(names[i:j + 1]))
+    return groups
+
+
+COST_FLOOR = 1e-4
+
+
+def to_cost(values: pd.Series | np.ndarray, direction: str, *, floor: float = COST_FLOOR) -> np.ndarray:
+    """Turn metric values of one problem into positive costs (lower is better) for a profile.
+
+    * ``minimize`` metrics (loss, RMSE, ...) are costs already.
+    * ``maximize`` metrics bounded by 1 (accuracy, F1, AUROC, R^2: every value <= 1) become
+      ``1 - value`` (the error rate).
+    * other ``maximize`` metrics (all values > 0) become ``1 / value``.
+
+    Costs below ``floor`` are raised to it, so a perfect score does not make every other ratio
+    infinite. NaN stays NaN (the solver did not solve the problem).
+
+    Raises:
+        ValueError: a ``maximize`` metric with values above 1 and values <= 0 (no positive cost),
+            or an unknown direction.
+    """
+    v = np.asarray(values, dtype=float)
+    fin = v[np.isfinite(v)]
+    if direction == "minimize":
+        cost = v
+    elif direction == "maximize":
+        if fin.size == 0 or (fin <= 1).all():
+            cost = 1 - v
+        elif (fin > 0).all():
+            cost = 1 / v
+        else:
+            raise ValueError(f"cannot turn maximize values {fin.tolist()} into positive costs")
+    else:
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction=}")
+    return np.where(np.isfinite(cost), np.maximum(cost, floor), np.nan)
+
+
+def performance_ratios(costs: pd.DataFrame) -> pd.DataFrame:
+    """Dolan-More performance ratios: each cost over the best cost of its problem (row).
+
+    A missing cost (the solver did not run that problem) gives ``inf``.
+    """
+    best = costs.min(axis=1, skipna=True)
+    return costs.div(best, axis=0).fillna(np.inf)
+
+
+def performance_profile(costs: pd.DataFrame, taus: Sequence[float] | None = None) -> pd.DataFrame:
+    """Dolan-More performance profile of solvers (columns) over problems (rows).
+
+    ``rho_s(tau)`` is the fraction of problems on which solver ``s`` is within a factor ``tau`` of
+    the best solver: ``|{p : r_ps <= tau}| / n_problems``.
+
+    Args:
+        costs: problems x solvers, positive costs (lower is better; see :func:`to_cost`).
+        taus: the tau values (>= 1); default: 1 and every finite ratio, sorted (the corners of the
+            step functions).
+
+    Returns:
+        Long frame ``solver``, ``tau``, ``rho``.
+    """
+    ratios = performance_ratios(costs)
+    if taus is None:
+        finite = ratios.to_numpy().ravel()
+        taus = sorted({1.0, *finite[np.isfinite(finite)].tolist()})
+    rows = [(s, float(t), float((ratios[s] <= t).mean())) for s in ratios.columns for t in taus]
+    return pd.DataFrame(rows, columns=["solver", "tau", "rho"])
+
+
+def problem_table(best: pd.DataFrame, problem: Sequence[str], solver: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Problems x solvers table of best-arm test means, and each problem's direction.
+
+    Args:
+        best: rows of :func:`best_of` grouped by ``[*problem, solver]``.
+        problem: columns naming a problem (``["task"]`` or ``["task", "family"]``).
+        solver: the column naming a solver (``family`` or ``optimizer``).
+    """
+    problem = list(problem)
+    if best.empty:
+        return pd.DataFrame(), pd.Series(dtype=object)
+    table = best.pivot_table(index=problem, columns=solver, values="mean", aggfunc="first")
+    direction = best.groupby(problem)["direction"].first().reindex(table.index)
+    if len(problem) > 1:
+        table.index = [" / ".join(map(str, i)) for i in table.index]
+        direction.index = table.index
+    table.columns = [str(c) for c in table.columns]
+    return table, direction
+
+
+def cost_table(values: pd.DataFrame, directions: pd.Series) -> pd.DataFrame:
+    """:func:`to_cost` applied to each problem (row) of ``values`` with that problem's direction."""
+    out = values.astype(float).copy()
+    for idx in values.index:
+        out.loc[idx] = to_cost(values.loc[idx].to_numpy(float), directions.loc[idx])
+    return out
+
+
+def pareto_front(df: pd.DataFrame, cost: str, score: str, direction: str) -> pd.Series:
+    """Which rows are on the Pareto front of lower ``cost`` and better ``score``.
+
+    A row is on the front when no other row has cost <= and score at least as good, with one of the
+    two strictly better. Rows with a non-finite cost or score are never on it.
+    """
+    c = df[cost].astype(float).to_numpy()
+    s = df[score].astype(float).to_numpy()
+    s = s if direction == "maximize" else -s
+    ok = np.isfinite(c) & np.isfinite(s)
+    front = np.zeros(len(df), dtype=bool)
+    for i in np.flatnonzero(ok):
+        others = ok.copy()
+        others[i] = False
+        dominated = others & (c <= c[i]) & (s >= s[i]) & ((c < c[i]) | (s > s[i]))
+        front[i] = not dominated.any()
+    return pd.Series(front, index=df.index, name="pareto")
+
+
+def to_target(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` with ``reached`` (the validation target was reached) and ``energy_to_target_kwh``.
+
+    ``time_to_target_s`` is the record's (the curves' ``time_s`` at ``primary.epochs_to_target``,
+    seconds since fit start); energy-to-target prorates the trial's energy by time:
+    ``energy_kwh * time_to_target_s / fit_s``.
+    """
+    out = trials.copy()
+    ttt = out["time_to_target_s"].astype(float)
+    out["reached"] = np.isfinite(ttt)
+    fit = out["fit_s"].astype(float)
+    out["energy_to_target_kwh"] = np.where(fit > 0, out["energy_kwh"].astype(float) * ttt / fit, np.nan)
+    return out
+
+
+def per_1k_samples(trials: pd.DataFrame) -> pd.Series:
+    """Energy per 1,000 training samples processed (kWh): ``energy_kwh / samples * 1000``.
+
+    ``samples`` = ``samples_per_s * fit_s`` = epochs run x training-set size.
+    """
+    samples = trials["samples"].astype(float)
+    return pd.Series(np.where(samples > 0, trials["energy_kwh"].astype(float) / samples * 1000, np.nan),
+                     index=trials.index)
+
+
+def flag_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Gradient-health flags per (family, activation): counts of ok/vanishing/exploding and medians."""
+    t = trials[trials["flag"].notna()].copy()
+    cols = ["family", "activation", "trials", "ok", "vanishing", "exploding", "flagged_pct",
+            "grad_ratio_median", "dead_relu_final"]
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    t["activation"] = t["activation"].fillna("n/a").astype(str)
+    rows = []
+    for (fam, act), g in t.groupby(["family", "activation"], dropna=False):
+        counts = g["flag"].value_counts()
+        n = len(g)
+        flagged = n - int(counts.get("ok", 0))
+        rows.append({"family": fam, "activation": act, "trials": n, "ok": int(counts.get("ok", 0)),
+                     "vanishing": int(counts.get("vanishing", 0)),
+                     "exploding": int(counts.get("exploding", 0)), "flagged_pct": 100 * flagged / n,
+                     "grad_ratio_median": float(g["grad_ratio_median"].median()),
+                     "dead_relu_final": float(g["dead_relu_final"].mean())})
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,166 @@
+"""The benchmark matrix: expand a profile into arms and run each arm's protocol (suite/tune.py).
+
+Everything lands in one run folder: ``optuna.db`` (every trial with its record), ``wandb/``,
+``emissions.csv``, ``profile.yaml`` and ``report/index.html``. Running the same command again
+resumes: finished trials are kept, trials left RUNNING by a killed process are failed and redone.
+
+``worker=True`` (``suite worker``) is one more process on a shared storage: the same protocol, no
+report, and no failing of other workers' RUNNING trials (only those of dead workers: heartbeat on
+PostgreSQL/MySQL, pid on this host for a journal file).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from suite.errors import SuiteError
+from suite.profile import Profile
+from suite.tracking import DEFAULT_COUNTRY, Tracking
+from suite.tune import (
+    ArmRunner,
+    arm_trial_counts,
+    fail_dead_running,
+    has_heartbeat,
+    open_storage,
+    open_study,
+    run_arms,
+    storage_url,
+    worker_id,
+)
+
+
+@dataclass
+class BenchmarkResult:
+    out_dir: Path
+    storage: str
+    arms: int
+    trials_run: int
+    resumed_trials: int
+    failed_leftovers: int
+    wall_s: float
+    report: Path | None = None
+    studies: list[str] = field(default_factory=list)
+
+
+def run_benchmark(
+    profile: Profile,
+    *,
+    out_dir: Path,
+    storage: str | None = None,
+    device: str = "auto",
+    wandb: bool | None = None,
+    energy: bool | None = None,
+    report: bool = True,
+    console: Console | None = None,
+    worker: bool = False,
+    wait_s: float = 2.0,
+) -> BenchmarkResult:
+    """Run (or resume) every arm of ``profile``; return what was done.
+
+    Args:
+        profile: validated profile.
+        out_dir: run folder (created): W&B files, ``emissions.csv``, ``profile.yaml``, the report.
+        storage: Optuna storage URL or journal path; default ``sqlite:///<out_dir>/optuna.db``.
+        device: ``auto``, ``cpu`` or ``cuda`` for every trial.
+        wandb, energy: override the profile's tracking settings (default on).
+        report: build ``out_dir/report/index.html`` at the end when the reports package exists.
+        worker: one of several processes on a shared ``storage`` (PostgreSQL/MySQL URL or journal
+            file; SQLite is refused): no report, and RUNNING trials are failed only when their
+            worker is dead. Each worker starts at another arm (by a hash of ``hostname:pid``).
+        wait_s: seconds between checks while other workers hold the remaining work.
+    """
+    console = console or Console(stderr=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
+    url = storage_url(out_dir, storage)
+    if worker and (not storage or url.startswith("sqlite")):
+        raise SuiteError("a worker needs a storage that several processes can share: a PostgreSQL URL "
+                         "(many machines) or a journal file ending in .log (one machine), not SQLite")
+    store = open_storage(url)
+    settings = dict(profile.tracking)
+    tracking = Tracking(
+        out_dir=out_dir,
+        wandb=settings.get("wandb", True) if wandb is None else wandb,
+        energy=settings.get("energy", True) if energy is None else energy,
+        country=settings.get("country", DEFAULT_COUNTRY),
+    )
+    per_arm = profile.tune_trials + profile.confirm_seeds
+    total = per_arm * len(profile.arms)
+    salt = zlib.crc32(worker_id().encode()) if worker else 0
+    studies = [open_study(store, profile, arm, salt=salt) for arm in profile.arms]
+    failed_leftovers = 0
+    if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
+        # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
+        failed_leftovers = sum(fail_dead_running(s, all_running=url.startswith("sqlite")) for s in studies)
+    resumed = sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], profile.confirm_seeds)
+                  for c in map(arm_trial_counts, studies))
+    if resumed:
+        console.print(f"resuming {profile.name}: {resumed}/{total} trials already done"
+                      + (f", {failed_leftovers} interrupted trial(s) marked failed and redone"
+                         if failed_leftovers else ""), soft_wrap=True)
+    ran = 0
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[arms]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task(profile.name, total=total, completed=resumed, arms=f"arms 0/{len(studies)}")
+
+        def on_trial(phase: str, record: dict[str, Any]) -> None:
+            nonlocal ran
+            ran += 1
+            counts = [arm_trial_counts(s) for s in studies]  # other workers' trials count too
+            complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= profile.confirm_seeds
+                           for c in counts)
+            progress.update(bar, description=f"{profile.name} | {record['arm']}",
+                            completed=sum(min(c["tune"], profile.tune_trials)
+                                          + min(c["confirm"], profile.confirm_seeds) for c in counts),
+                            arms=f"arms {complete}/{len(studies)}")
+            metric = record["task_info"]["metric"]
+            value = (record.get("metrics") or {}).get(f"val/{metric}")
+            shown = "-" if value is None else f"{value:.4f}"
+            progress.console.print(f"  {record['arm']} {phase} seed {record['seed']}: {record['status']} "
+                                   f"val/{metric} {shown} ({record['wall_s']:.1f} s)", markup=False)
+
+        runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial)
+                   for arm, study in zip(profile.arms, studies, strict=True)]
+        run_arms(runners, start=salt % len(runners), wait_s=wait_s)
+        progress.update(bar, completed=total, arms=f"arms {len(studies)}/{len(studies)}")
+    result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+                             time.perf_counter() - started, studies=[s.study_name for s in studies])
+    if report and not worker:
+        result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
+                                                  console)
+    return result
+
+
+def build_report_if_available(sources: list[str], out: Path, console: Console) -> Path | None:
+    """Build the HTML report when the ``reports`` package is installed; never fail the benchmark."""
+    try:
+        from reports import build_report
+    except ImportError:
+        return None
+    try:
+        return build_report(sources, out)
+    except Exception as exc:  # the results are safe in the storage; say why the report failed
+        console.print(f"report failed: {type(exc).__name__}: {exc}", markup=False)
+        return None

@@ -1,0 +1,217 @@
+"""``gan``: an MLP generator and an MLP discriminator trained adversarially.
+
+The generator maps ``latent`` standard-normal values to one input (squashed by a sigmoid into the
+task's ``value_range`` when it has one, linear otherwise); the discriminator maps an input to one
+logit. Both have ``depth`` hidden layers of ``width`` units (the ``mlp`` family's blocks, so
+``dropout`` and ``batchnorm`` apply to both).
+
+Training uses Lightning's manual optimization: per batch, one discriminator step on
+``BCE(D(real), 1) + BCE(D(G(z)), 0)``, then one generator step on the non-saturating
+``BCE(D(G(z)), 1)``, each with its own optimizer built from the trial's optimizer entry (same
+hyperparameters and schedule). The family sets ``beta1`` = 0.5 for ``adam``/``adamw`` (the DCGAN
+setting; with the optimizers' 0.9 the discriminator wins on ``digits-gan`` and modes are lost more
+often on ``ring-gan``); non-Adam optimizers ignore it. ``train/loss`` is the sum of the two
+losses; the curves also hold ``train/d_loss`` and ``train/g_loss``. ``steps`` in the record counts
+optimizer steps of both networks (2 per batch). Evaluation generates as many samples as the split
+has, from fixed noise (seed 0) so it is deterministic, and scores them with the task's ``score``;
+it adds ``d_loss``, ``g_loss`` and their sum ``loss`` on that split. The ``grad_clip``
+regularizer is refused (Lightning clips only under automatic optimization).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from suite.errors import SuiteError
+from suite.families.base import ACTIVATIONS, register_family
+from suite.families.mlp import mlp
+from suite.module import SuiteModule
+from suite.optimizers import OPTIMIZERS, build_schedule
+from suite.params import Param
+from tasks.base import Split, Task
+from tasks.kinds import GenerationTask
+
+EVAL_SEED = 0
+
+PARAMS = (
+    Param("latent", 16, low=1, high=1024, log=True, search=(2, 128), help="size of the noise input"),
+    Param("depth", 2, low=1, high=16, search=(1, 4), help="hidden layers of each network"),
+    Param("width", 128, low=1, high=8192, log=True, search=(32, 512), help="units per hidden layer"),
+    Param("activation", "leaky_relu", choices=tuple(ACTIVATIONS), help="hidden activation"),
+    # Replaces the adam/adamw default of 0.9 (a later declaration wins); other optimizers ignore it.
+    Param("beta1", 0.5, low=0.0, high=0.9999, search=(0.0, 0.9),
+          help="Adam beta1 of both optimizers (DCGAN's 0.5; ignored by non-Adam optimizers)"),
+)
+
+
+class Squash(nn.Module):
+    """``low + (high - low) * sigmoid(x)``."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__()
+        self.low, self.high = float(low), float(high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.low + (self.high - self.low) * torch.sigmoid(x)
+
+
+class GanNet(nn.Module):
+    """``generator`` (noise -> sample) and ``discriminator`` (sample -> logit).
+
+    Args:
+        input_shape: shape of one sample.
+        params: ``latent``, ``depth``, ``width``, ``activation`` (and ``dropout``, ``batchnorm``).
+        value_range: bounds of every sample value, or ``None``.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], params: Mapping[str, Any],
+                 value_range: tuple[float, float] | None = None) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.latent = params["latent"]
+        n = math.prod(input_shape)
+        layers: list[nn.Module] = [mlp(self.latent, n, params)]
+        if value_range is not None:
+            layers.append(Squash(*value_range))
+        self.generator = nn.Sequential(*layers)
+        self.discriminator = nn.Sequential(nn.Flatten(), mlp(n, 1, params))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Samples of shape ``(len(z), *input_shape)`` from noise ``z`` of shape ``(N, latent)``."""
+        return self.generator(z).reshape(len(z), *self.input_shape)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` standard-normal noise vectors on the network's device, drawn there from the
+        global random state, or on the CPU from ``generator`` when one is given."""
+        device = next(self.parameters()).device
+        if generator is None:
+            return torch.randn(n, self.latent, device=device)
+        return torch.randn(n, self.latent, generator=generator).to(device)
+
+
+def discriminator_loss(net: GanNet, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """``BCE(D(real), 1) + BCE(D(fake), 0)``, with no gradient into the generator."""
+    d_real, d_fake = net.discriminator(real), net.discriminator(fake.detach())
+    return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+
+
+def generator_loss(net: GanNet, fake: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss ``BCE(D(fake), 1)``."""
+    d_fake = net.discriminator(fake)
+    return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
+
+def adversarial_losses(net: GanNet, real: torch.Tensor, fake: torch.Tensor):
+    """``(discriminator loss, generator loss)`` of one batch."""
+    return discriminator_loss(net, real, fake), generator_loss(net, fake)
+
+
+class GanModule(SuiteModule):
+    """Adversarial training of a :class:`GanNet` with two optimizers (manual optimization)."""
+
+    def __init__(self, net: GanNet, **kwargs: Any) -> None:
+        super().__init__(net, **kwargs)
+        self.automatic_optimization = False
+        if not isinstance(self.task, GenerationTask):
+            raise SuiteError(f"family 'gan' needs a generation task; {self.task.name!r} is of kind "
+                             f"{self.task.kind!r}")
+        clipped = [r.name for r in self.regularizers if r.trainer_kwargs is not None]
+        if clipped:
+            raise SuiteError(f"regularizer {clipped[0]!r} is not supported by family 'gan' (manual "
+                             "optimization of two networks); use the others")
+        self._d_sum = torch.zeros(())
+        self._g_sum = torch.zeros(())
+        self._val_real: list[torch.Tensor] = []
+
+    def make_metrics(self):
+        """None: a generation task scores samples with its own ``score`` (see :meth:`score`)."""
+        return None
+
+    # ----------------------------------------------------------------------------------- train
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._d_sum = torch.zeros((), device=self.device)
+        self._g_sum = torch.zeros((), device=self.device)
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        real, _ = batch
+        fake = self.net(self.net.noise(len(real)))
+        d_loss = discriminator_loss(self.net, real, fake)
+        opt_d.zero_grad()
+        self.manual_backward(d_loss + self.penalty())
+        opt_d.step()
+        g_loss = generator_loss(self.net, fake)  # judged by the updated discriminator
+        opt_g.zero_grad()
+        self.manual_backward(g_loss + self.penalty())
+        opt_g.step()
+        self._d_sum += d_loss.detach()
+        self._g_sum += g_loss.detach()
+        self._train_loss_sum += (d_loss + g_loss).detach()
+        self._train_batches += 1
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        n = max(self._train_batches, 1)
+        self.history[-1].update({"train/d_loss": float(self._d_sum) / n,
+                                 "train/g_loss": float(self._g_sum) / n})
+        schedules = self.lr_schedulers()
+        for schedule in schedules if isinstance(schedules, list) else [schedules]:
+            if schedule is not None:
+                schedule.step()
+
+    # ------------------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_real = []
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._val_real.append(batch[0])
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.score(torch.cat(self._val_real), "val")
+        self._val_real = []
+        self.epoch_end_metrics = values
+        self.log_dict(values)
+
+    # ------------------------------------------------------------------------------ evaluation
+    @torch.inference_mode()
+    def score(self, real: torch.Tensor, name: str) -> dict[str, float]:
+        """The task's score of ``len(real)`` samples generated from fixed noise, plus the losses."""
+        was_training = self.training
+        self.eval()
+        z = self.net.noise(len(real), torch.Generator().manual_seed(EVAL_SEED))
+        fake = self.net(z)
+        d_loss, g_loss = adversarial_losses(self.net, real, fake)
+        out = {f"{name}/{k}": float(v) for k, v in self.task.score(fake, real).items()}
+        out.update({f"{name}/d_loss": float(d_loss), f"{name}/g_loss": float(g_loss),
+                    f"{name}/loss": float(d_loss + g_loss)})
+        self.train(was_training)
+        return out
+
+    def evaluate(self, split: Split, name: str, batch_size: int = 4096) -> dict[str, float]:
+        return self.score(split.x, name)
+
+    # ------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        spec = OPTIMIZERS.get(self.optimizer_name)
+        weight_decay = sum(r.weight_decay(self.params) for r in self.regularizers if r.weight_decay)
+        optimizers = [spec.build(self.net.generator.parameters(), self.params, weight_decay),
+                      spec.build(self.net.discriminator.parameters(), self.params, weight_decay)]
+        schedules = [build_schedule(o, self.params.get("schedule", "none"), self.epochs)
+                     for o in optimizers]
+        if schedules[0] is None:
+            return optimizers
+        return optimizers, schedules
+
+
+@register_family("gan", params=PARAMS, module=GanModule,
+                 description="MLP generator and discriminator trained adversarially (manual optimization)")
+def build_gan(task: Task, params: Mapping[str, Any]) -> nn.Module:
+    return GanNet(task.input_shape, params, getattr(task, "value_range", None))

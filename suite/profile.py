@@ -1,0 +1,210 @@
+"""Benchmark profiles: YAML files that expand into arms (task, family, optimizer, regularizers).
+
+A profile is validated completely before anything runs: unknown keys, unknown registry names,
+families not compatible with a task and out-of-range params all give one clear error.
+
+Format (see ``suite/profiles/quick.yaml``)::
+
+    name: quick                   # folder name under runs/ and study-name prefix
+    tune_trials: 3                # Optuna trials per arm (equal for every arm)
+    confirm_seeds: 2              # re-runs of each arm's best params with fresh seeds
+    pruner: median                # median | hyperband | none
+    sampler_seed: 0               # TPESampler seed (plus a stable per-arm offset)
+    seed: 0                       # training seed of tuning trials; confirm seeds are seed+1..seed+K
+    epochs: 6                     # int, or {default: 6, mnist1d: 10}; same for every arm of a task
+    matrix:                       # each entry expands to the product of its lists
+      - tasks: [mnist1d]
+        families: [mlp, cnn]
+        optimizers: [adam, momentum]
+        regularizers: [[none], [dropout, l2]]
+        params: {width: 128}      # optional: fixed (not tuned) params for these arms
+        epochs: 10                # optional: overrides the profile's epochs for these arms
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite.errors import SuiteError
+
+PRUNERS = ("median", "hyperband", "none")
+PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "pruner", "sampler_seed", "seed",
+                "epochs", "matrix", "tracking"}
+ENTRY_KEYS = {"tasks", "families", "optimizers", "regularizers", "params", "epochs"}
+TRACKING_KEYS = {"wandb", "energy", "country"}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One compared configuration: tuned with the same budget as every other arm."""
+
+    task: str
+    family: str
+    optimizer: str
+    regularizers: tuple[str, ...]
+    epochs: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def study_name(self, benchmark: str) -> str:
+        """``benchmark/task/family/optimizer/reg1+reg2`` (the Optuna study and W&B group)."""
+        return f"{benchmark}/{self.task}/{self.family}/{self.optimizer}/{'+'.join(self.regularizers)}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    tune_trials: int
+    confirm_seeds: int
+    arms: tuple[Arm, ...]
+    pruner: str = "median"
+    sampler_seed: int = 0
+    seed: int = 0
+    description: str = ""
+    tracking: Mapping[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-able summary stored on every study (``profile`` user attr)."""
+        return {"name": self.name, "tune_trials": self.tune_trials, "confirm_seeds": self.confirm_seeds,
+                "pruner": self.pruner, "sampler_seed": self.sampler_seed, "seed": self.seed,
+                "arms": len(self.arms), "description": self.description}
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped in ``suite/profiles/``."""
+    folder = resources.files("suite") / "profiles"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def auto_profile() -> str:
+    """``standard`` with a CUDA GPU, ``quick`` without."""
+    import torch
+
+    return "standard" if torch.cuda.is_available() else "quick"
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """Load and validate a built-in profile by name, or a YAML file by path."""
+    if name_or_path == "auto":
+        name_or_path = auto_profile()
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"profile file {str(path)!r} does not exist")
+        origin = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SuiteError(f"profile {origin!r} cannot be read as UTF-8 text: {type(exc).__name__}: "
+                             f"{exc}") from None
+    else:
+        if name_or_path not in builtin_profiles():
+            raise SuiteError(f"unknown profile {name_or_path!r}; built-in: {', '.join(builtin_profiles())}, "
+                             "or a path to a .yaml file")
+        text = (resources.files("suite") / "profiles" / f"{name_or_path}.yaml").read_text()
+        origin = name_or_path
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        detail = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"profile {origin!r} is not valid YAML{where}: {detail}") from None
+    return parse_profile(data, origin)
+
+
+def _check_keys(d: Mapping, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise SuiteError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _int(d: Mapping, key: str, default: int, low: int, where: str) -> int:
+    value = d.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise SuiteError(f"{where}: {key} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _names(entry: Mapping, key: str, where: str) -> list[str]:
+    value = entry.get(key)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise SuiteError(f"{where}: {key} must be a non-empty list of names, got {value!r}")
+    return value
+
+
+def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
+    """Validate a profile's parsed YAML and expand its matrix into arms."""
+    from suite.train import TrialConfig, resolve_config
+
+    where = f"profile {origin!r}"
+    if not isinstance(data, dict):
+        raise SuiteError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    _check_keys(data, PROFILE_KEYS, where)
+    name = data.get("name") or Path(origin).stem
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise SuiteError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")
+    tune_trials = _int(data, "tune_trials", 4, 1, where)
+    confirm_seeds = _int(data, "confirm_seeds", 2, 0, where)
+    pruner = data.get("pruner", "median")
+    if pruner not in PRUNERS:
+        raise SuiteError(f"{where}: pruner {pruner!r} is not valid; allowed: {', '.join(PRUNERS)}")
+    tracking = data.get("tracking", {}) or {}
+    if not isinstance(tracking, dict):
+        raise SuiteError(f"{where}: tracking must be a mapping, got {tracking!r}")
+    _check_keys(tracking, TRACKING_KEYS, f"{where} tracking")
+    matrix = data.get("matrix")
+    if not isinstance(matrix, list) or not matrix:
+        raise SuiteError(f"{where}: matrix must be a non-empty list of entries")
+    arms: list[Arm] = []
+    for i, entry in enumerate(matrix):
+        ewhere = f"{where} matrix[{i}]"
+        if not isinstance(entry, dict):
+            raise SuiteError(f"{ewhere}: expected a mapping, got {entry!r}")
+        _check_keys(entry, ENTRY_KEYS, ewhere)
+        regs = entry.get("regularizers", [["none"]])
+        if not isinstance(regs, list) or not regs:
+            raise SuiteError(f"{ewhere}: regularizers must be a list of lists of names, got {regs!r}")
+        reg_sets = [tuple([r] if isinstance(r, str) else r) for r in regs]
+        params = entry.get("params", {}) or {}
+        if not isinstance(params, dict):
+            raise SuiteError(f"{ewhere}: params must be a mapping, got {params!r}")
+        for task, family, optimizer, reg in itertools.product(
+            _names(entry, "tasks", ewhere), _names(entry, "families", ewhere),
+            _names(entry, "optimizers", ewhere), reg_sets,
+        ):
+            epochs = entry.get("epochs", _epochs_for(data.get("epochs"), task, ewhere))
+            config = TrialConfig(task=task, family=family, optimizer=optimizer, regularizers=reg,
+                                 params=dict(params), epochs=epochs, device="cpu")
+            try:
+                r = resolve_config(config)
+            except SuiteError as exc:
+                raise SuiteError(f"{ewhere}: {exc}") from None
+            fixed = {k: r.params[k] for k in params}
+            arm = Arm(task, family, optimizer, tuple(x.name for x in r.regularizers), r.epochs, fixed)
+            if any(a.study_name(name) == arm.study_name(name) for a in arms):
+                raise SuiteError(f"{ewhere}: arm {arm.study_name(name)!r} appears twice in the matrix")
+            arms.append(arm)
+    return Profile(
+        name=name, tune_trials=tune_trials, confirm_seeds=confirm_seeds, arms=tuple(arms), pruner=pruner,
+        sampler_seed=_int(data, "sampler_seed", 0, 0, where), seed=_int(data, "seed", 0, 0, where),
+        description=str(data.get("description", "")), tracking=tracking, source=data,
+    )
+
+
+def _epochs_for(epochs: Any, task: str, where: str) -> int | None:
+    if epochs is None:
+        return None
+    value = epochs.get(task, epochs.get("default")) if isinstance(epochs, dict) else epochs
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise SuiteError(f"{where}: epochs must be an integer >= 1 (or a mapping of them), got {value!r}")
+    return value

@@ -1,0 +1,500 @@
+"""Optuna tuning with an equal budget per arm, then confirm runs on fresh seeds.
+
+The protocol (written down here and in the README, identical for every arm):
+
+1. **Tune**: ``tune_trials`` Optuna trials per arm, every one with the arm's epoch budget and the
+   profile's training seed. ``TPESampler`` (seeded; multivariate; ``constant_liar`` for parallel
+   workers; ``n_startup_trials = max(2, tune_trials // 3)`` random trials first) samples the arm's
+   search space: every tunable param of the family (``Family.space``), the optimizer, the
+   regularizers and the trial (batch size, LR schedule), minus the params the profile fixes.
+   Pruning: optuna-integration's ``PyTorchLightningPruningCallback`` reports the validation primary
+   metric every epoch; the default ``MedianPruner(n_startup_trials=2, n_warmup_steps=2)`` stops a
+   trial whose metric is worse than the median of earlier trials at the same epoch (Hyperband needs
+   ~10 trials per bracket to be honest, so it is an option, not the default).
+2. **Confirm**: the best tuning trial's params (by validation metric) re-run with ``confirm_seeds``
+   fresh seeds (``seed + 1 .. seed + K``), without pruning. Reports compare arms on these.
+
+Every trial, pruned and failed ones too, stores its full record in ``user_attrs["record"]`` and
+its phase in ``user_attrs["phase"]``; the trial value is the validation primary metric.
+
+Budget accounting: a tune trial counts towards the budget once it is COMPLETE, PRUNED, or FAILED
+with a record (a crash or divergence is a result, and is not retried forever). A trial left
+RUNNING by a killed process has no record: it is marked FAILED (on resume, by heartbeat on a
+shared RDB storage, or by a dead-pid check on a journal file) and requeued with the same params.
+
+Workers: any number of processes may run the same profile on one shared storage (``suite worker``).
+Each trial is claimed before it runs (:func:`claimed_before`): a trial claimed beyond the arm's
+budget (or a second claim of a confirm seed) is marked ``surplus`` and does not run, so every arm
+gets exactly its budget. :func:`run_arms` visits the arms with the fewest running trials first and
+runs one trial of the first arm with unclaimed work; only when every unfinished arm's remaining
+work is held by other workers does it wait (and fail the trials of dead workers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from suite.errors import SuiteError
+from suite.profile import Arm, Profile
+from suite.tracking import Tracking
+from suite.train import TrialConfig, declared_params, resolve_config, train
+
+PHASE_TUNE, PHASE_CONFIRM = "tune", "confirm"
+FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+RAN, WAIT, DONE = "ran", "wait", "done"
+HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S, MAX_RETRY = 10, 30, 2
+log = logging.getLogger(__name__)
+
+
+class TrialFailed(Exception):
+    """A trial that ran and failed or diverged; its record is stored and it counts as done."""
+
+
+class SurplusTrial(Exception):
+    """A trial claimed after the arm's budget was already claimed by other trials (workers)."""
+
+
+class StaleTrial(Exception):
+    """Our trial was failed by another worker as heartbeat-stale while it ran; its requeue redoes it."""
+
+
+def worker_id() -> str:
+    """``hostname:pid`` of this process, stored on every trial it runs (``user_attrs["worker"]``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+# ------------------------------------------------------------------------------------ storages
+
+
+def mask_url(url: str) -> str:
+    """A storage URL with its password replaced by ``***`` (for logs, records and reports)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def storage_url(out_dir: Path, storage: str | None) -> str:
+    """``storage`` as given, or ``sqlite:///<out_dir>/optuna.db``."""
+    if storage:
+        return storage
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
+
+
+def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna storage for a URL or a journal file path.
+
+    * ``sqlite:///...``: one process at a time (the default run folder storage);
+    * ``postgresql...`` / ``mysql...``: shared by workers on many machines, with heartbeats
+      (``heartbeat_interval`` 10 s, ``grace_period`` 30 s; ``$SUITE_HEARTBEAT_INTERVAL`` and
+      ``$SUITE_GRACE_PERIOD`` override them, in seconds) so the trials of dead workers are failed
+      and requeued with the same params, at most twice (``RetryHeartbeatStaleTrialCallback``);
+    * a path ending in ``.log`` / ``.jsonl``: journal file, for several processes on one machine
+      (no heartbeats: a trial whose worker pid is gone is failed and requeued instead).
+    """
+    if url.endswith((".log", ".jsonl")) and "://" not in url:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    if url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    if heartbeat:
+        interval = _env_seconds("SUITE_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S)
+        grace = _env_seconds("SUITE_GRACE_PERIOD", GRACE_PERIOD_S)
+        if grace <= interval:
+            raise SuiteError(f"SUITE_GRACE_PERIOD ({grace}) must be longer than SUITE_HEARTBEAT_INTERVAL "
+                             f"({interval})")
+        return _rdb_storage(url, heartbeat_interval=interval, grace_period=grace,
+                            heartbeat_stale_trial_callback=retry_callback(),
+                            engine_kwargs={"pool_pre_ping": True})
+    return _rdb_storage(url)
+
+
+def _rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``, retried when another worker creates the schema at the same moment
+    (PostgreSQL answers a concurrent ``CREATE TABLE`` with a unique violation)."""
+    import sqlalchemy.exc
+
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 5:
+                raise
+            time.sleep(0.2 + random.random())
+    raise AssertionError  # unreachable
+
+
+def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """Requeue a dead worker's trial with the same params, at most ``MAX_RETRY`` times."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+
+def _env_seconds(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SuiteError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
+    return int(value)
+
+
+def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    backend = getattr(storage, "_backend", storage)
+    return bool(getattr(backend, "heartbeat_interval", None))
+
+
+# --------------------------------------------------------------------------------- accounting
+
+
+def phase_of(t: FrozenTrial) -> str:
+    return t.user_attrs.get("phase", PHASE_TUNE)
+
+
+def is_done(t: FrozenTrial) -> bool:
+    """A trial that counts towards its budget."""
+    if t.user_attrs.get("surplus"):
+        return False
+    return t.state in FINAL_STATES or (t.state == TrialState.FAIL and "record" in t.user_attrs)
+
+
+def done_tune(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_TUNE and is_done(t)]
+
+
+def done_confirm_seeds(study: optuna.Study) -> set[int]:
+    return {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False)
+            if phase_of(t) == PHASE_CONFIRM and is_done(t)}
+
+
+def fail_dead_running(study: optuna.Study, *, all_running: bool = False) -> int:
+    """Fail the RUNNING trials of dead processes and requeue each with the same params; return how many.
+
+    For storages without heartbeats. A trial is dead when ``all_running`` (SQLite: one process at a
+    time, so whatever is RUNNING when we start is left over), when it has no ``worker`` attr (it
+    predates them), or when its worker ran on this host and that pid is gone (journal files are
+    shared on one machine). The requeue is what ``RetryHeartbeatStaleTrialCallback`` does on RDB
+    storages (system attr ``failed_trial``, at most ``MAX_RETRY`` times), so both behave alike.
+    """
+    host = socket.gethostname()
+    retry = retry_callback()
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker")
+        if not all_running and owner is not None:
+            owner_host, _, pid = owner.rpartition(":")
+            if owner_host != host or not pid.isdigit() or pid_alive(int(pid)):
+                continue
+        try:
+            study.tell(t.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # finished meanwhile, or failed by another worker
+        retry(study, study._storage.get_trial(t._trial_id))
+        n += 1
+    return n
+
+
+def fail_dead_trials(study: optuna.Study) -> None:
+    """Fail (and requeue) the trials of dead workers: by heartbeat where the storage has it, else by pid."""
+    if has_heartbeat(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    else:
+        fail_dead_running(study)
+
+
+def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None) -> int:
+    """How many other trials of the same phase (and seed) were claimed before this one."""
+    count = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.number >= trial.number or phase_of(t) != phase or t.user_attrs.get("surplus"):
+            continue
+        if phase == PHASE_CONFIRM and t.user_attrs.get("seed") != seed:
+            continue
+        if t.state == TrialState.RUNNING or is_done(t):
+            count += 1
+    return count
+
+
+# -------------------------------------------------------------------------------------- study
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(profile: Profile, arm_name: str, salt: int = 0) -> optuna.samplers.BaseSampler:
+    """The arm's seeded TPE sampler. ``salt`` (a worker's hash) gives each worker of a shared study
+    its own random stream: with one seed, workers starting together would draw the same params."""
+    seed = (profile.sampler_seed + zlib.crc32(arm_name.encode()) % 100_000 + salt) % 2**32
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=max(2, profile.tune_trials // 3), multivariate=True,
+        constant_liar=True,
+    )
+
+
+def open_study(storage, profile: Profile, arm: Arm, *, salt: int = 0) -> optuna.Study:
+    """Create or load the arm's study and store what the report needs on it (``salt``: see
+    :func:`make_sampler`)."""
+    from tasks import TASKS
+
+    task = TASKS.get(arm.task)
+    name = arm.study_name(profile.name)
+    study = optuna.create_study(
+        storage=storage, study_name=name, load_if_exists=True,
+        direction="maximize" if task.direction == "maximize" else "minimize",
+        sampler=make_sampler(profile, name, salt), pruner=make_pruner(profile.pruner),
+    )
+    if "arm" not in study.user_attrs:
+        attrs = {"benchmark": profile.name, "task": arm.task, "family": arm.family,
+                 "optimizer": arm.optimizer, "regularizers": list(arm.regularizers),
+                 "direction": task.direction, "metric": task.metric, "target": task.target,
+                 "profile": profile.settings(), "arm": name,
+                 "protocol": {"tune_trials": profile.tune_trials, "confirm_seeds": profile.confirm_seeds,
+                              "epochs": arm.epochs, "pruner": profile.pruner, "seed": profile.seed},
+                 "fixed_params": dict(arm.params)}
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+    return study
+
+
+def search_space(trial: optuna.Trial, arm: Arm) -> dict[str, Any]:
+    """Sample the arm's params: the family's ``space`` plus every other tunable declared param."""
+    r = resolve_config(TrialConfig(task=arm.task, family=arm.family, optimizer=arm.optimizer,
+                                   regularizers=arm.regularizers, params=dict(arm.params), device="cpu"))
+    family_names = {p.name for p in r.family.declared(r.task)}
+    params = r.family.space(trial, r.task, fixed=set(arm.params))
+    for p in declared_params(r.task, r.family, r.optimizer, r.regularizers):
+        if p.tune and p.name not in family_names and p.name not in arm.params and p.name not in params:
+            params[p.name] = p.suggest(trial)
+    return {**params, **arm.params}
+
+
+@dataclass
+class ArmRunner:
+    """Runs one arm's protocol on a study: tune to budget, then confirm seeds."""
+
+    profile: Profile
+    arm: Arm
+    study: optuna.Study
+    device: str = "auto"
+    tracking: Tracking | None = None
+    on_trial: Callable[[str, dict[str, Any]], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.arm.study_name(self.profile.name)
+
+    def objective(self, trial: optuna.Trial) -> float:
+        phase = trial.user_attrs.get("phase", PHASE_TUNE)
+        seed = trial.user_attrs.get("seed", self.profile.seed)
+        trial.set_user_attr("phase", phase)
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("worker", worker_id())
+        budget = self.profile.tune_trials if phase == PHASE_TUNE else 1
+        if claimed_before(self.study, trial, phase, seed if phase == PHASE_CONFIRM else None) >= budget:
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial(f"{self.name}: {phase} budget already claimed")
+        params = search_space(trial, self.arm)
+        callbacks = []
+        if phase == PHASE_TUNE and self.profile.pruner != "none":
+            from optuna_integration import PyTorchLightningPruningCallback
+
+            from tasks import TASKS
+
+            monitor = f"val/{TASKS.get(self.arm.task).metric}"
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=monitor))
+        tracking = None
+        if self.tracking is not None:
+            tracking = Tracking(**{**self.tracking.__dict__, "group": self.name, "job_type": phase,
+                                   "name": f"{self.name}#{trial.number}"})
+        config = TrialConfig(task=self.arm.task, family=self.arm.family, optimizer=self.arm.optimizer,
+                             regularizers=self.arm.regularizers, params=params, epochs=self.arm.epochs,
+                             seed=seed, device=self.device)
+        meta = {"phase": phase, "arm": self.name, "benchmark": self.profile.name,
+                "study": self.name, "trial_number": trial.number, "worker": worker_id()}
+        retry_of = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        if retry_of is not None:  # a requeued copy of a dead worker's trial
+            meta["retry_of"] = retry_of
+        record = train(config, callbacks=callbacks, tracking=tracking, meta=meta)
+        # JSON round trip: a value the storage cannot serialise must not lose the record
+        record = json.loads(json.dumps(record, default=str))
+        try:
+            trial.set_user_attr("record", record)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._stale = True
+            raise StaleTrial(f"{self.name}#{trial.number} was failed as stale by another worker while it "
+                             "ran (missed heartbeats); its requeued copy redoes it") from None
+        if self.on_trial is not None:
+            self.on_trial(phase, record)
+        if record["status"] == "pruned":
+            raise optuna.TrialPruned(record.get("error") or "pruned")
+        value = (record.get("metrics") or {}).get(f"val/{record['task_info']['metric']}")
+        if (record["status"] in ("failed", "diverged") or value is None or value != value
+                or abs(value) == float("inf")):
+            # a result that counts towards the budget (FAIL with its record), never retried
+            raise TrialFailed(f"{self.name}#{trial.number}: {record['status']}: {record.get('error')}")
+        return float(value)
+
+    def _optimize_one(self) -> None:
+        self._stale = False
+        try:
+            self.study.optimize(self.objective, n_trials=1, catch=(TrialFailed, SurplusTrial, StaleTrial))
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            if not self._stale:
+                raise
+            # optuna could not tell the trial that another worker had already failed: nothing lost
+            log.warning("%s: a trial was failed as stale while it ran; its requeue redoes it", self.name)
+
+    def step(self) -> str:
+        """Run at most one trial of this arm's protocol; never waits.
+
+        Returns ``RAN`` (a trial ran, or was claimed as surplus), ``WAIT`` (the remaining work is
+        claimed by trials running elsewhere) or ``DONE`` (tune budget and confirm seeds done).
+        """
+        trials = self.study.get_trials(deepcopy=False)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        if sum(phase_of(t) == PHASE_TUNE and is_done(t) for t in trials) < self.profile.tune_trials:
+            claimed = sum(phase_of(t) == PHASE_TUNE and (t.state == TrialState.RUNNING or is_done(t))
+                          for t in trials)
+            if claimed >= self.profile.tune_trials and not waiting:
+                return WAIT  # others are running the last trials
+            self._optimize_one()  # a new trial, or a requeued one (ours or a dead worker's)
+            return RAN
+        best = self.best_tune_trial()
+        if best is None or self.profile.confirm_seeds == 0:
+            return DONE
+        if self.study.user_attrs.get("best_tune_trial") != best.number:
+            self.study.set_user_attr("best_tune_trial", best.number)
+        seeds = [self.profile.seed + 1 + k for k in range(self.profile.confirm_seeds)]
+        done = {t.user_attrs.get("seed") for t in trials if phase_of(t) == PHASE_CONFIRM and is_done(t)}
+        missing = [s for s in seeds if s not in done]
+        if not missing:
+            return DONE
+        if waiting:
+            self._optimize_one()  # an enqueued claim (ours, or left by a killed process)
+            return RAN
+        running = {t.user_attrs.get("seed") for t in trials
+                   if phase_of(t) == PHASE_CONFIRM and t.state == TrialState.RUNNING}
+        free = [s for s in missing if s not in running]
+        if not free:
+            return WAIT
+        self.study.enqueue_trial(best.params, user_attrs={"phase": PHASE_CONFIRM, "seed": free[0]})
+        self._optimize_one()
+        return RAN
+
+    def running(self) -> int:
+        """Trials of this arm running now (on any worker)."""
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def best_tune_trial(self) -> FrozenTrial | None:
+        complete = [t for t in done_tune(self.study) if t.state == TrialState.COMPLETE]
+        if not complete:
+            return None
+        sign = 1 if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+        return max(complete, key=lambda t: (sign * t.value, -t.number))
+
+    def run(self, wait_s: float = 2.0) -> None:
+        """This arm's whole protocol: tune to budget, then confirm (waits on other workers)."""
+        run_arms([self], wait_s=wait_s)
+
+
+def run_arms(runners: Sequence[ArmRunner], *, start: int = 0, wait_s: float = 2.0) -> None:
+    """Run every arm's protocol to the end, sharing the work with any other workers on the storage.
+
+    Each pass orders the unfinished arms by how many trials run on them now (fewest first; ties in
+    arm order, rotated to begin at ``start``) and runs one trial of the first arm with unclaimed
+    work, then starts a new pass. When no unfinished arm has unclaimed work (other workers hold it,
+    or a dead worker's trial is still RUNNING), it fails the trials of dead workers (heartbeat, or
+    pid on this host) and waits ``wait_s`` seconds. One process alone runs the arms in order.
+    """
+    n = len(runners)
+    finished: set[int] = set()
+    while len(finished) < n:
+        pending = [i for i in range(n) if i not in finished]
+        if n > 1:
+            load = {i: runners[i].running() for i in pending}
+            pending.sort(key=lambda i: (load[i], (i - start) % n))
+        for i in pending:
+            outcome = runners[i].step()
+            if outcome == DONE:
+                finished.add(i)
+            elif outcome == RAN:
+                break
+        else:
+            if len(finished) < n:
+                for i in range(n):
+                    if i not in finished:
+                        fail_dead_trials(runners[i].study)
+                time.sleep(wait_s)
+
+
+def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Done trials by phase (for progress and resume messages)."""
+    done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
+    return {"tune": sum(phase_of(t) == PHASE_TUNE for t in done),
+            "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}
+
+
+def check_device(device: str) -> None:
+    from suite.train import resolve_device
+
+    resolve_device(device)
+
+
+def check_storage_url(url: str) -> None:
+    """Fail early, in one line, on a storage that cannot be opened."""
+    try:
+        open_storage(url, heartbeat=False) if "://" in url else None
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise SuiteError(f"storage {mask_url(url)!r} cannot be opened: {type(exc).__name__}: "
+                         f"{redact(first, url)}") from None
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` with the password of storage ``url`` (if any) replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text

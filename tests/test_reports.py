@@ -1,0 +1,315 @@
+"""The report end to end: real Optuna storages (SQLite, journal) written with synthetic records that
+follow the data contract, one real record from ``suite.train``, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from reports import build_report
+from reports.render import SECTIONS
+from suite.errors import SuiteError
+from tests.report_data import CPU_HW, GPU_HW, expected_figures, write_benchmark
+
+# a figure whose layout collapsed is a broken figure
+pytestmark = pytest.mark.filterwarnings("error:constrained_layout not applied:UserWarning")
+
+TITLES = [f"{i}. {title}" for i, (_, title, _) in enumerate(SECTIONS, start=1)]
+SCRIPT = "<script>alert(1)</script>"
+BENCH_TASKS = ("digits", "sunspots")
+
+
+class Sections(HTMLParser):
+    """Headings and figure counts per ``<section id=...>`` of a report page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: str | None = None
+        self.figures: dict[str, int] = {}
+        self.headings: list[str] = []
+        self.scripts = 0
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self.current = a.get("id")
+            self.figures[self.current] = 0
+        elif tag == "img" and "figure" in (a.get("class") or "") and self.current:
+            assert a["src"].startswith("data:image/svg+xml;base64,")
+            self.figures[self.current] += 1
+        elif tag == "h2":
+            self._in_h2 = True
+            self.headings.append("")
+        elif tag == "script":
+            self.scripts += 1
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings[-1] += data
+
+
+def parse(page: str) -> Sections:
+    p = Sections()
+    p.feed(page)
+    return p
+
+
+def assert_complete(page: str) -> Sections:
+    """Every section heading, no <script>, no section that failed to draw."""
+    p = parse(page)
+    assert p.headings == TITLES
+    assert p.scripts == 0
+    assert "could not be drawn" not in page
+    return p
+
+
+def once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """``build(folder)`` once per test run, shared by the xdist workers (the pytest-xdist recipe)."""
+    if worker_id == "master":
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / name
+    with FileLock(f"{root}.lock"):
+        marker = root / "built"
+        if marker.exists():
+            return Path(marker.read_text())
+        root.mkdir(exist_ok=True)
+        out = build(root)
+        marker.write_text(str(out))
+        return out
+
+
+@pytest.fixture(scope="session")
+def bench_report(tmp_path_factory, worker_id) -> Path:
+    """The report of a run folder: 2 tasks (maximize, minimize) x 3 families x 4 arms, tune + confirm."""
+
+    def build(root: Path) -> Path:
+        run = root / "cpu-run"
+        run.mkdir()
+        write_benchmark(f"sqlite:///{run / 'optuna.db'}", tasks=BENCH_TASKS)
+        (run / "profile.yaml").write_text("name: quick\ntasks: [digits, sunspots]\nepochs: 5\n")
+        return build_report([str(run)], root / "report")
+
+    return once(tmp_path_factory, worker_id, "bench", build)
+
+
+@pytest.fixture(scope="session")
+def script_report(tmp_path_factory, worker_id) -> Path:
+    """A report whose study, task and family names are HTML."""
+    return once(tmp_path_factory, worker_id, "script", build_script_report)
+
+
+def build_script_report(root: Path) -> Path:
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from tests.report_data import make_record
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{root / 'optuna.db'}")
+    name = f"quick/{SCRIPT}/{SCRIPT}/adam/none"
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    for k, v in {"task": SCRIPT, "family": SCRIPT, "optimizer": "adam", "regularizers": ["none"],
+                 "direction": "maximize", "metric": "accuracy", "benchmark": "quick"}.items():
+        study.set_user_attr(k, v)
+    for i, phase in enumerate(["tune", "tune", "confirm", "confirm"]):
+        rec = make_record(task=SCRIPT, family=SCRIPT, optimizer="adam", regs=["none"], seed=i, phase=phase,
+                          quality=0.8 + 0.01 * i, lr=10 ** -(i + 1), activation=SCRIPT)
+        rec["hardware"] = {**CPU_HW, "hostname": SCRIPT}
+        study.add_trial(create_trial(value=0.8 + 0.01 * i, params={"lr": 10 ** -(i + 1)},
+                                     distributions={"lr": FloatDistribution(1e-6, 1, log=True)},
+                                     state=TrialState.COMPLETE, user_attrs={"record": rec, "phase": phase}))
+    return build_report([str(root)], root / "report")
+
+
+def test_report_has_every_section_and_the_expected_figures(bench_report):
+    page = bench_report.read_text()
+    p = assert_complete(page)
+    assert p.figures == expected_figures(len(BENCH_TASKS))
+    # provenance: machine, profile.yaml, protocol, energy totals, trial counts
+    for text in ("cpu: AMD EPYC 7B13", "profile.yaml in", "tune_trials", "tdp estimate x load", "PRUNED",
+                 "abc1234", "CPU device-hours"):
+        assert text in page, text
+    # the leaderboard ranks cnn first on digits (accuracy) and on sunspots (rmse, lower is better)
+    board = page.split('id="leaderboard"')[1].split("</section>")[0]
+    rows = re.findall(r"<tr><td>1</td><td>(\w+)</td>", board)
+    assert rows == ["cnn", "cnn"]
+    assert "lower is better" in board
+    stats_section = page.split('id="statistics"')[1].split("</section>")[0]
+    assert "NOT significant" in stats_section  # families: 2 blocks only
+    assert "optimizers differ significantly" in stats_section
+    assert "suite dashboard" in page
+    assert "All trials ran on one machine" in page
+
+
+def test_two_machines_give_the_across_devices_section(tmp_path):
+    journal = tmp_path / "gpu.jsonl"
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    arms = [("adam", ["none"]), ("sgd", ["none"])]
+    write_benchmark(JournalStorage(JournalFileBackend(str(journal))), tasks=("digits",), families=("mlp", "cnn"),
+                    arms=arms, device="cuda", hardware=GPU_HW, speed=4.0, benchmark="gpu")
+    cpu = tmp_path / "cpu"
+    cpu.mkdir()
+    write_benchmark(f"sqlite:///{cpu / 'optuna.db'}", tasks=("digits",), families=("mlp", "cnn"), arms=arms)
+    # the same storage twice (folder and URL) is read once
+    out = build_report([str(cpu), str(journal), f"sqlite:///{cpu / 'optuna.db'}"], tmp_path / "report")
+    page = out.read_text()
+    p = assert_complete(page)
+    assert p.figures["devices"] == 1
+    devices = page.split('id="devices"')[1].split("</section>")[0]
+    assert "cuda: NVIDIA H100 80GB HBM3" in devices and "cpu: AMD EPYC 7B13" in devices
+    assert "samples/s" in devices and "kWh / 1k samples" in devices
+    assert page.count("<tr><td>digits / mlp / adam / none</td>") == 2  # one row per machine
+    assert "GPU-hours" in page
+    # family Friedman needs 3 families: it says why it cannot run
+    assert "cannot run for families: needs &gt;= 3 treatments" in page
+    assert p.figures["statistics"] == 0
+
+
+def test_names_from_data_are_escaped(script_report):
+    page = script_report.read_text()
+    assert_complete(page)
+    assert SCRIPT not in page
+    assert html.escape(SCRIPT, quote=False) in page
+
+
+def test_bad_sources_raise_clear_errors_without_secrets(tmp_path):
+    with pytest.raises(SuiteError, match="not a run folder") as err:
+        build_report([str(tmp_path / "nope")], tmp_path / "out")
+    with pytest.raises(SuiteError, match=r"user:\*\*\*@127.0.0.1") as err:
+        build_report(["postgresql+psycopg2://user:s3cret@127.0.0.1:1/db"], tmp_path / "out")
+    assert "s3cret" not in str(err.value)
+
+
+def test_empty_storage_gives_a_page_that_says_so(tmp_path, capsys):
+    import optuna
+
+    from reports.__main__ import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    optuna.storages.RDBStorage(f"sqlite:///{run / 'optuna.db'}")
+    assert main([str(run), "--out", str(tmp_path / "report")]) == 0
+    page = Path(capsys.readouterr().out.strip()).read_text()
+    p = assert_complete(page)
+    assert sum(p.figures.values()) == 0
+    assert "The sources hold no trials." in page and "The sources hold no Optuna studies." in page
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_from_real_training_records(tmp_path):
+    """A real record from suite.train, a failed one and a RUNNING trial without a record."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from suite.train import TrialConfig, train
+
+    rec = train(TrialConfig(task="digits", family="mlp", epochs=2, device="cpu"))
+    failed = {**{k: rec[k] for k in ("task", "family", "optimizer", "regularizers", "params", "seed")},
+              "status": "failed", "error": "RuntimeError: boom"}
+    run = tmp_path / "run"
+    run.mkdir()
+    study = optuna.create_study(storage=f"sqlite:///{run / 'optuna.db'}", study_name="quick/digits/mlp/adam/none",
+                                direction="maximize")
+    study.set_user_attr("task", "digits")
+    dist = {"lr": FloatDistribution(1e-5, 1, log=True)}
+    value = rec["metrics"]["val/accuracy"]
+    for phase in ("tune", "confirm"):
+        study.add_trial(create_trial(value=value, params={"lr": 1e-3}, distributions=dist,
+                                     user_attrs={"record": {**rec, "phase": phase}, "phase": phase}))
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"lr": 0.5}, distributions=dist,
+                                 user_attrs={"record": failed, "phase": "tune"}))
+    study.add_trial(create_trial(state=TrialState.RUNNING, params={"lr": 0.1}, distributions=dist))
+    page = build_report([str(run)], tmp_path / "report").read_text()
+    p = assert_complete(page)
+    assert p.figures["architectures"] == 1 and p.figures["footprint"] == 1
+    assert "No trial recorded energy" in page  # tracking is off in this record
+    assert "FAIL" in page and "RUNNING" in page
+    assert "needs &gt;= 2 completed tuning trials" in page
+
+
+# --------------------------------------------------------------------------- browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed with apt-get when missing (skip only if that fails)."""
+    if not Path(CHROMIUM).exists():
+        if shutil.which("apt-get") is None:
+            pytest.skip("Chromium is missing and apt-get is not available to install it")
+        try:
+            for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+                subprocess.run(cmd, check=True, capture_output=True, timeout=900)
+        except (subprocess.SubprocessError, OSError) as exc:
+            pytest.skip(f"could not install Debian chromium with apt-get: {exc}")
+        if not Path(CHROMIUM).exists():
+            pytest.skip("apt-get install chromium did not provide /usr/bin/chromium")
+    return CHROMIUM
+
+
+def open_page(chromium: str, report: Path, tmp_path: Path, screenshot: str):
+    """Load ``report`` in headless Chromium; return what the page did."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
+    profile = tmp_path / f"profile-{screenshot}"
+    profile.mkdir()
+    seen = {"requests": [], "errors": [], "dialogs": []}
+    with sync_api.sync_playwright() as pw:
+        # Playwright passes the (new, empty) user_data_dir as --user-data-dir itself
+        ctx = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            page = ctx.new_page()
+            page.on("request", lambda r: seen["requests"].append(r.url))
+            page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+            page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+            page.goto(report.resolve().as_uri(), wait_until="load")
+            seen["headings"] = page.locator("h2").all_inner_texts()
+            seen["figures"] = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('section')]
+                .map(s => [s.id, s.querySelectorAll('img.figure, svg').length]))""")
+            seen["broken"] = page.evaluate("""() => [...document.images]
+                .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)""")
+            seen["text"] = page.locator("body").inner_text()
+            shot = tmp_path / f"{screenshot}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            seen["screenshot"] = shot
+        finally:
+            ctx.close()
+    return seen
+
+
+@pytest.mark.slow
+def test_report_in_headless_chromium(chromium, bench_report, script_report, tmp_path):
+    seen = open_page(chromium, bench_report, tmp_path, "report")
+    assert seen["errors"] == []
+    assert [u for u in seen["requests"] if not u.startswith("data:")] == [bench_report.resolve().as_uri()]
+    assert seen["headings"] == TITLES
+    assert seen["figures"] == expected_figures(len(BENCH_TASKS))
+    assert seen["broken"] == []
+    assert seen["screenshot"].stat().st_size > 50_000
+
+    seen = open_page(chromium, script_report, tmp_path, "script")
+    assert seen["dialogs"] == [] and seen["errors"] == []
+    assert SCRIPT in seen["text"]  # shown as text, not run
+    assert seen["broken"] == []

@@ -1,0 +1,195 @@
+"""Statistics of the report against hand-computed values on the checked-in data in tests/data/."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import stats
+from reports.load import mask_url, parse_source, regs_name, trial_row
+from suite.errors import SuiteError
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_mean_ci_matches_hand_computed_t_interval():
+    df = pd.read_csv(DATA / "report_ci.csv")
+    ci = stats.mean_ci(df, ["arm"], "value").set_index("arm")
+    # a: 0.80, 0.82, 0.84 -> mean 0.82, s = 0.02, t(0.975, 2) = 4.302653, half = 4.302653 * 0.02 / sqrt(3)
+    assert ci.loc["a", "n"] == 3
+    assert ci.loc["a", "mean"] == pytest.approx(0.82)
+    assert ci.loc["a", "std"] == pytest.approx(0.02)
+    assert ci.loc["a", "half_width"] == pytest.approx(0.049683, abs=1e-6)
+    assert ci.loc["a", "ci_low"] == pytest.approx(0.82 - 0.049683, abs=1e-6)
+    # b: 0.5, 0.7 -> s = 0.141421, t(0.975, 1) = 12.706205, half = 12.706205 * 0.141421 / sqrt(2) = 1.270620
+    assert ci.loc["b", "half_width"] == pytest.approx(1.270620, abs=1e-6)
+    assert ci.loc["b", "ci_high"] == pytest.approx(0.6 + 1.270620, abs=1e-6)
+    # c: the NaN is left out; one value has no interval
+    assert ci.loc["c", "n"] == 1
+    assert ci.loc["c", "mean"] == pytest.approx(0.9)
+    assert math.isnan(ci.loc["c", "half_width"])
+    with pytest.raises(ValueError, match="level"):
+        stats.mean_ci(df, ["arm"], "value", level=95)
+
+
+def test_friedman_and_nemenyi_match_hand_computed_values():
+    table = pd.read_csv(DATA / "report_friedman.csv", index_col="block")
+    res = stats.friedman(table, "maximize")
+    # b5 lacks B: dropped. Ranks per block (1 = best): b1 1,2,3; b2 2,1,3; b3 1,2,3; b4 1,3,2
+    assert res.ran and res.dropped == ["b5"]
+    assert (res.k, res.n) == (3, 4)
+    assert res.ranks.to_dict() == pytest.approx({"A": 1.25, "B": 2.0, "C": 2.75})
+    # chi2 = 12 / (n k (k+1)) * (5^2 + 8^2 + 11^2) - 3 n (k+1) = 0.25 * 210 - 48 = 4.5; p = exp(-4.5 / 2)
+    assert res.statistic == pytest.approx(4.5)
+    assert res.pvalue == pytest.approx(math.exp(-2.25))
+    assert not res.significant
+    # CD = q(0.05, 3, inf) / sqrt(2) * sqrt(3 * 4 / (6 * 4)) = 2.343701 * 0.707107 (Demsar 2006, table 5)
+    assert res.cd == pytest.approx(1.657247, abs=1e-5)
+    assert stats.cd_groups(res.ranks, res.cd) == [("A", "B", "C")]
+    # ranks for a metric to minimize are reversed
+    low = stats.friedman(table, "minimize")
+    assert low.ranks.to_dict() == pytest.approx({"C": 1.25, "B": 2.0, "A": 2.75})
+
+
+def test_friedman_says_why_it_cannot_run():
+    table = pd.read_csv(DATA / "report_friedman.csv", index_col="block")
+    two = stats.friedman(table[["A", "B"]], "maximize")
+    assert not two.ran and "3 treatments" in two.reason
+    one_block = stats.friedman(table.loc[["b1", "b5"]], "maximize")
+    assert not one_block.ran and "complete blocks" in one_block.reason
+    ties = stats.friedman(pd.DataFrame({"A": [1, 2], "B": [1, 2], "C": [1, 2]}), "maximize")
+    assert not ties.ran and "tie" in ties.reason
+
+
+def test_nemenyi_cd_table_values():
+    # Demsar 2006 table 5a: q_0.05 = 2.343 (k=3), 2.569 (k=4), 2.728 (k=5)
+    assert stats.nemenyi_cd(3, 1) == pytest.approx(2.343 * math.sqrt(2), abs=2e-3)
+    assert stats.nemenyi_cd(4, 10) == pytest.approx(2.569 * math.sqrt(20 / 60), abs=1e-3)
+    assert stats.nemenyi_cd(5, 6) == pytest.approx(2.728 * math.sqrt(30 / 36), abs=1e-3)
+    with pytest.raises(ValueError, match="k >= 2"):
+        stats.nemenyi_cd(1, 5)
+
+
+def test_cd_groups_split_distant_treatments():
+    ranks = pd.Series({"a": 1.0, "b": 1.5, "c": 3.0, "d": 3.2})
+    assert stats.cd_groups(ranks, 1.0) == [("a", "b"), ("c", "d")]
+
+
+def test_performance_profile_matches_hand_computed_fractions():
+    costs = pd.read_csv(DATA / "report_profile.csv", index_col="problem")
+    ratios = stats.performance_ratios(costs)
+    # p1: X 0.1 best, Y 0.2 -> 2; p2: Y 0.15 best, X 0.3 -> 2; p3: Y missing -> inf
+    assert ratios["X"].tolist() == pytest.approx([1, 2, 1])
+    assert ratios["Y"].tolist()[:2] == pytest.approx([2, 1]) and math.isinf(ratios.loc["p3", "Y"])
+    prof = stats.performance_profile(costs)
+    rho = {(r.solver, r.tau): r.rho for r in prof.itertuples()}
+    assert sorted(prof["tau"].unique()) == [1.0, 2.0]
+    assert rho[("X", 1.0)] == pytest.approx(2 / 3) and rho[("X", 2.0)] == pytest.approx(1)
+    assert rho[("Y", 1.0)] == pytest.approx(1 / 3) and rho[("Y", 2.0)] == pytest.approx(2 / 3)
+    custom = stats.performance_profile(costs, taus=[1.5, 4])
+    assert custom[custom["solver"] == "Y"]["rho"].tolist() == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_to_cost_turns_maximize_metrics_into_positive_costs():
+    # accuracy (<= 1) -> error rate; a perfect score is floored, not zero
+    assert stats.to_cost([0.9, 0.8, 1.0], "maximize").tolist() == pytest.approx([0.1, 0.2, stats.COST_FLOOR])
+    # a maximize metric above 1 (PSNR-like) -> 1 / value
+    assert stats.to_cost([2.0, 4.0], "maximize").tolist() == pytest.approx([0.5, 0.25])
+    assert stats.to_cost([0.3, np.nan], "minimize")[0] == pytest.approx(0.3)
+    assert np.isnan(stats.to_cost([0.3, np.nan], "minimize")[1])
+    with pytest.raises(ValueError, match="positive costs"):
+        stats.to_cost([-1.0, 2.0], "maximize")
+    with pytest.raises(ValueError, match="direction"):
+        stats.to_cost([1.0], "up")
+    # per-problem directions: a minimize row stays, a maximize row becomes 1 - value
+    values = pd.DataFrame({"X": [0.9, 0.3], "Y": [0.8, 0.6]}, index=["acc", "rmse"])
+    costs = stats.cost_table(values, pd.Series({"acc": "maximize", "rmse": "minimize"}))
+    assert costs.loc["acc"].tolist() == pytest.approx([0.1, 0.2])
+    assert costs.loc["rmse"].tolist() == pytest.approx([0.3, 0.6])
+
+
+def test_pareto_front_matches_hand_marked_points():
+    df = pd.read_csv(DATA / "report_pareto.csv")
+    front = stats.pareto_front(df, "energy_kwh", "accuracy", "maximize")
+    assert front.tolist() == df["front"].tolist()
+    # minimizing the score: lowest accuracy at lowest cost is e (0.5, 0.70); h (0.7, 0.70) is dominated
+    low = stats.pareto_front(df, "energy_kwh", "accuracy", "minimize")
+    assert df["name"][low].tolist() == ["e"]
+
+
+def test_time_and_energy_to_target_and_per_sample_energy():
+    t = pd.DataFrame({"energy_kwh": [0.01, 0.01, np.nan], "time_to_target_s": [30.0, np.nan, 10.0],
+                      "fit_s": [60.0, 60.0, 20.0], "samples": [5000.0, 0.0, 100.0]})
+    out = stats.to_target(t)
+    assert out["reached"].tolist() == [True, False, True]
+    assert out["energy_to_target_kwh"].iloc[0] == pytest.approx(0.005)  # 0.01 * 30 / 60
+    assert np.isnan(out["energy_to_target_kwh"].iloc[1]) and np.isnan(out["energy_to_target_kwh"].iloc[2])
+    per = stats.per_1k_samples(t)
+    assert per.iloc[0] == pytest.approx(0.002)  # 0.01 kWh / 5000 samples * 1000
+    assert np.isnan(per.iloc[1])
+
+
+def test_best_of_selects_on_validation_not_test():
+    arms = pd.DataFrame({"task": ["t", "t"], "family": ["mlp", "mlp"], "optimizer": ["adam", "sgd"],
+                         "regularizers": ["none", "none"], "direction": ["maximize"] * 2,
+                         "val_mean": [0.9, 0.8], "mean": [0.7, 0.95]})
+    best = stats.best_of(arms, ["task", "family"])
+    assert best["optimizer"].tolist() == ["adam"]
+    low = stats.best_of(arms.assign(direction="minimize"), ["task", "family"])
+    assert low["optimizer"].tolist() == ["sgd"]
+
+
+def test_orient_negates_minimize_rows():
+    values = pd.DataFrame({"X": [0.9, 0.3]}, index=["acc", "rmse"])
+    out = stats.orient(values, pd.Series({"acc": "maximize", "rmse": "minimize"}))
+    assert out["X"].tolist() == [0.9, -0.3]
+
+
+def test_trial_row_is_robust_to_missing_fields():
+    row = trial_row(None, study="s", study_attrs={"task": "digits", "family": "mlp", "optimizer": "adam",
+                                                  "regularizers": [], "direction": "maximize"},
+                    number=3, state="FAIL")
+    assert (row["task"], row["family"], row["regularizers"], row["status"]) == ("digits", "mlp", "none", "failed")
+    assert math.isnan(row["test"]) and row["machine"] is None
+    rec = {"task": "digits", "metrics": {"test/accuracy": 0.9}, "primary": {"metric": "accuracy",
+           "epochs_to_target": 2, "time_to_target_s": None}, "curves": {"time_s": [1.0, 2.5, 4.0]},
+           "params": {"lr": "bad"}, "energy": None, "hardware": {"device_type": "cuda", "gpu_model": "H100"},
+           "started_at": "not a date", "regularizers": ["dropout", "l2"]}
+    row = trial_row(rec, study="s")
+    assert row["test"] == pytest.approx(0.9)  # from metrics when primary.value is missing
+    assert row["time_to_target_s"] == pytest.approx(2.5)  # curves time_s at epochs_to_target
+    assert math.isnan(row["lr"]) and math.isnan(row["energy_kwh"])
+    assert row["machine"] == "cuda: H100" and row["regularizers"] == "dropout+l2"
+    assert row["started_at"] is pd.NaT
+
+
+def test_sources_are_parsed_and_passwords_masked(tmp_path):
+    assert mask_url("postgresql+psycopg2://user:s3cret@db.example:5432/optuna") == \
+        "postgresql+psycopg2://user:***@db.example:5432/optuna"
+    src = parse_source("postgresql://user:s3cret@localhost/db")
+    assert src.kind == "rdb" and "s3cret" not in src.label and src.target.endswith("@localhost/db")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SuiteError, match="no optuna.db"):
+        parse_source(str(tmp_path / "run"))
+    (tmp_path / "run" / "optuna.db").touch()
+    run = parse_source(str(tmp_path / "run"))
+    assert run.kind == "run" and run.target == f"sqlite:///{(tmp_path / 'run' / 'optuna.db').resolve()}"
+    with pytest.raises(SuiteError, match="does not exist"):
+        parse_source(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(SuiteError, match="not a run folder"):
+        parse_source(str(tmp_path / "nothing"))
+    assert regs_name(["dropout", "l2"]) == "dropout+l2" and regs_name(None) == "none"
+
+
+def test_reports_never_imports_training_code():
+    code = ("import sys, reports, reports.__main__; bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'lightning', 'tasks') or m.startswith(('suite.train', 'suite.module', 'suite.families')));"
+            "print(bad); assert not bad")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

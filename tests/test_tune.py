@@ -1,0 +1,195 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pytest
+
+from suite.benchmark import run_benchmark
+from suite.errors import SuiteError
+from suite.profile import builtin_profiles, load_profile, parse_profile
+from suite.tune import done_tune, mask_url, open_storage, phase_of
+
+TINY = Path(__file__).parent / "profiles" / "tiny.yaml"
+
+
+def studies(url: str) -> list[optuna.Study]:
+    store = open_storage(url, heartbeat=False)
+    return [optuna.load_study(study_name=s.study_name, storage=store)
+            for s in optuna.get_all_study_summaries(store)]
+
+
+def test_builtin_profiles_load_and_resolve():
+    assert {"quick", "standard", "full"} <= set(builtin_profiles())
+    for name in builtin_profiles():
+        profile = load_profile(name)
+        assert profile.arms and profile.tune_trials >= 1
+
+
+def test_quick_profile_covers_every_family_two_optimizers_two_regularizer_settings_two_seeds():
+    from suite.families import FAMILIES
+
+    quick = load_profile("quick")
+    assert {a.family for a in quick.arms} == set(FAMILIES.names())
+    assert len({a.optimizer for a in quick.arms}) >= 2
+    assert len({a.regularizers for a in quick.arms}) >= 2
+    assert quick.confirm_seeds >= 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"matrix": []}, "matrix must be a non-empty list"),
+        ({"matrix": [{"tasks": ["nope"], "families": ["mlp"], "optimizers": ["adam"]}]},
+         "matrix[0]: unknown task 'nope'; known:"),
+        ({"matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["lion"]}]},
+         "matrix[0]: unknown optimizer 'lion'"),
+        ({"matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"],
+                      "params": {"depth": 0}}]}, "matrix[0]: param depth=0 is out of range"),
+        ({"tune_trials": 0, "matrix": [{"tasks": ["digits"]}]}, "tune_trials must be an integer >= 1"),
+        ({"pruner": "magic", "matrix": [{"tasks": ["digits"]}]}, "pruner 'magic' is not valid; allowed: median"),
+        ({"matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"], "colour": 1}]},
+         "matrix[0]: unknown key 'colour'; allowed:"),
+        ({"trials": 3, "matrix": []}, "unknown key 'trials'; allowed:"),
+    ],
+)
+def test_bad_profiles_fail_before_anything_runs(data, message):
+    with pytest.raises(SuiteError) as info:
+        parse_profile(data, "bad.yaml")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_corrupt_profile_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmatrix: [\n  - tasks: [digits\n")
+    with pytest.raises(SuiteError, match=r"profile '.*bad.yaml' is not valid YAML at line"):
+        load_profile(str(bad))
+    with pytest.raises(SuiteError, match="unknown profile 'nope'; built-in:"):
+        load_profile("nope")
+
+
+def test_unsafe_yaml_is_refused(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\nmatrix: []\n")
+    with pytest.raises(SuiteError, match="not valid YAML"):
+        load_profile(str(evil))
+
+
+def test_benchmark_runs_the_protocol_and_stores_every_record(tmp_path):
+    profile = load_profile(str(TINY))
+    result = run_benchmark(profile, out_dir=tmp_path / "run", report=False, wandb=False, energy=False)
+    assert (tmp_path / "run" / "optuna.db").is_file()
+    all_studies = studies(result.storage)
+    assert sorted(s.study_name for s in all_studies) == ["tiny/digits/mlp/adam/none",
+                                                         "tiny/digits/mlp/sgd/none"]
+    for study in all_studies:
+        trials = study.get_trials()
+        tune = [t for t in trials if phase_of(t) == "tune"]
+        confirm = [t for t in trials if phase_of(t) == "confirm"]
+        assert len(tune) == 3 and len(confirm) == 1
+        assert study.user_attrs["protocol"]["tune_trials"] == 3
+        best = max((t for t in tune if t.value is not None), key=lambda t: t.value)
+        assert confirm[0].params == best.params and confirm[0].user_attrs["seed"] == 1
+        for t in trials:
+            record = t.user_attrs["record"]
+            assert record["arm"] == study.study_name and record["phase"] == phase_of(t)
+            assert record["params"]["width"] == 16  # fixed by the profile, never tuned
+            assert "width" not in t.params and "lr" in t.params
+            assert t.value == pytest.approx(record["metrics"]["val/accuracy"])
+            assert list(t.intermediate_values) == []  # pruner none: nothing reported
+
+
+def test_pruning_happens_where_it_should(tmp_path):
+    data = {"name": "prune", "tune_trials": 8, "confirm_seeds": 0, "pruner": "median", "epochs": 6,
+            "tracking": {"wandb": False, "energy": False},
+            "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["sgd"],
+                        "params": {"width": 16, "depth": 1, "batch_size": 128, "schedule": "none"}}]}
+    result = run_benchmark(parse_profile(data), out_dir=tmp_path / "run", report=False)
+    (study,) = studies(result.storage)
+    states = [t.state for t in study.get_trials()]
+    assert states.count(optuna.trial.TrialState.PRUNED) >= 1
+    pruned = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.PRUNED]
+    for t in pruned:
+        record = t.user_attrs["record"]
+        assert record["status"] == "pruned" and record["epochs_run"] < 6
+        assert len(t.intermediate_values) >= 3  # reported every epoch up to the prune
+    assert len(done_tune(study)) == 8
+
+
+def test_dashboard_wsgi_app_lists_the_studies(tmp_path):
+    from optuna_dashboard import wsgi
+
+    profile = load_profile(str(TINY))
+    result = run_benchmark(profile, out_dir=tmp_path / "run", report=False)
+    app = wsgi(open_storage(result.storage, heartbeat=False))
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ["PATH_INFO"] = "/api/studies"
+    status: list[str] = []
+    body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
+    assert status[0].startswith("200")
+    names = {s["study_name"] for s in json.loads(body)["study_summaries"]}
+    assert names == {"tiny/digits/mlp/adam/none", "tiny/digits/mlp/sgd/none"}
+
+
+def test_mask_url_hides_passwords():
+    assert mask_url("postgresql+psycopg2://bob:s3cret@db:5432/x") == "postgresql+psycopg2://bob:***@db:5432/x"
+    assert mask_url("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+
+
+def _counts(db: Path) -> dict[str, int]:
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(db, timeout=30) as c:
+            return dict(c.execute("select state, count(*) from trials group by state").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
+    out = tmp_path / "run"
+    db = out / "optuna.db"
+    cmd = [sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(TINY), "--out", str(out),
+           "--no-report", "--device", "cpu"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while _counts(db).get("COMPLETE", 0) < 2 or _counts(db).get("RUNNING", 0) < 1:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "benchmark made no progress"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    url = f"sqlite:///{db}"
+    before = {(s.study_name, t.number): t.user_attrs["record"]["started_at"]
+              for s in studies(url) for t in s.get_trials()
+              if t.state == optuna.trial.TrialState.COMPLETE}
+    assert _counts(db).get("RUNNING", 0) >= 1  # killed mid-trial
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "marked failed and redone" in again.stderr
+    after_studies = studies(url)
+    for s in after_studies:
+        trials = s.get_trials()
+        done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                 optuna.trial.TrialState.PRUNED)]
+        assert sum(phase_of(t) == "tune" for t in done) == 3
+        assert sum(phase_of(t) == "confirm" for t in done) == 1
+        assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        for t in trials:
+            if t.state == optuna.trial.TrialState.FAIL:
+                assert "record" not in t.user_attrs  # only the killed trial, redone
+    after = {(s.study_name, t.number): t.user_attrs["record"]["started_at"]
+             for s in after_studies for t in s.get_trials()
+             if t.state == optuna.trial.TrialState.COMPLETE}
+    for key, started in before.items():
+        assert after[key] == started  # kept, not re-run
