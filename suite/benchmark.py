@@ -90,12 +90,11 @@ def run_benchmark(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     started = time.perf_counter()
+    if worker:
+        check_worker_storage(storage)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
     url = storage_url(out_dir, storage)
-    if worker and (not storage or url.startswith("sqlite")):
-        raise SuiteError("a worker needs a storage that several processes can share: a PostgreSQL URL "
-                         "(many machines) or a journal file ending in .log (one machine), not SQLite")
     store = open_storage(url)
     settings = dict(profile.tracking)
     tracking = Tracking(
@@ -151,6 +150,13 @@ def run_benchmark(
         result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
                                                   console)
     return result
+
+
+def check_worker_storage(storage: str | None) -> None:
+    """Refuse storages that several worker processes cannot share."""
+    if not storage or storage.startswith("sqlite"):
+        raise SuiteError("a worker needs a storage that several processes can share: a PostgreSQL URL "
+                         "(many machines) or a journal file ending in .log (one machine), not SQLite")
 
 
 def build_report_if_available(sources: list[str], out: Path, console: Console) -> Path | None:

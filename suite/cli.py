@@ -226,13 +226,14 @@ def worker(
     Start as many as you like, on any machines, with the same profile and storage; build the report
     afterwards with `suite report <storage>`.
     """
-    from suite.benchmark import run_benchmark
+    from suite.benchmark import check_worker_storage, run_benchmark
     from suite.profile import load_profile
     from suite.tune import check_device, check_storage_url, mask_url, worker_id
 
     try:
         prof = load_profile(profile)
         check_device(device)
+        check_worker_storage(storage)
         check_storage_url(storage)
         err.print(f"worker {worker_id()} on {mask_url(storage)}: profile {prof.name}, "
                   f"{len(prof.arms)} arms", markup=False, highlight=False, soft_wrap=True)

@@ -42,6 +42,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ PHASE_TUNE, PHASE_CONFIRM = "tune", "confirm"
 FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 RAN, WAIT, DONE = "ran", "wait", "done"
 HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S, MAX_RETRY = 10, 30, 2
+ORPHAN_AFTER_S = 120  # a RUNNING trial without a worker attr for this long has no live owner
 log = logging.getLogger(__name__)
 
 
@@ -203,17 +205,24 @@ def fail_dead_running(study: optuna.Study, *, all_running: bool = False) -> int:
     """Fail the RUNNING trials of dead processes and requeue each with the same params; return how many.
 
     For storages without heartbeats. A trial is dead when ``all_running`` (SQLite: one process at a
-    time, so whatever is RUNNING when we start is left over), when it has no ``worker`` attr (it
-    predates them), or when its worker ran on this host and that pid is gone (journal files are
-    shared on one machine). The requeue is what ``RetryHeartbeatStaleTrialCallback`` does on RDB
-    storages (system attr ``failed_trial``, at most ``MAX_RETRY`` times), so both behave alike.
+    time, so whatever is RUNNING when we start is left over), when its worker ran on this host and
+    that pid is gone (journal files are shared on one machine), or when it has had no ``worker``
+    attr for over ``ORPHAN_AFTER_S`` (it predates them; a live worker sets it right after claiming).
+    The requeue is what ``RetryHeartbeatStaleTrialCallback`` does on RDB storages (system attrs
+    ``failed_trial`` and ``retry_history``, at most ``MAX_RETRY`` times), so both behave alike; the
+    copy drops the dead ``worker`` attr, so it is never mistaken for dead once popped.
     """
     host = socket.gethostname()
-    retry = retry_callback()
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("worker")
-        if not all_running and owner is not None:
+        if all_running:
+            pass
+        elif owner is None:  # just claimed (attrs not yet set), or a trial from before workers
+            age = (datetime.now() - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            if age < ORPHAN_AFTER_S:
+                continue
+        else:
             owner_host, _, pid = owner.rpartition(":")
             if owner_host != host or not pid.isdigit() or pid_alive(int(pid)):
                 continue
@@ -221,9 +230,22 @@ def fail_dead_running(study: optuna.Study, *, all_running: bool = False) -> int:
             study.tell(t.number, state=TrialState.FAIL)
         except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # finished meanwhile, or failed by another worker
-        retry(study, study._storage.get_trial(t._trial_id))
+        requeue(study, t)
         n += 1
     return n
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Enqueue a copy of a dead trial with the same params and attrs (at most ``MAX_RETRY`` times)."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRY:
+        return
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"},
+        system_attrs={"failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+                      "retry_history": history},
+    ))
 
 
 def fail_dead_trials(study: optuna.Study) -> None:

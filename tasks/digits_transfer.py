@@ -8,7 +8,9 @@ Data: scikit-learn's 8x8 digits, pixels scaled to [0, 1], images of shape (1, 8,
   train and the next 10 to validation; the other 776 are the test set. So train = 50 labelled
   images (10 per class), val = 50 (10 per class), test = 796.
 
-Metric: test accuracy over the 5 target classes (maximize, target 0.90).
+Metric: test accuracy over the 5 target classes (maximize, target 0.90). For reference,
+scikit-learn's ``LogisticRegression()`` on the 64 raw pixels of the 50 training images reaches
+0.941 on the test set: 8x8 digits leave little room for transfer at 10 labels per class.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def test_gan_record_has_both_losses_and_counts_both_optimizer_steps():
         assert len(record["curves"][key]) == 2
     assert record["curves"]["train/loss"][0] == pytest.approx(
         record["curves"]["train/d_loss"][0] + record["curves"]["train/g_loss"][0])
-    assert record["params"]["beta1"] == 0.5
+    assert record["params"]["beta1"] == 0.5 and record["params"]["pack"] == 2
 
 
 @pytest.mark.parametrize("task", ["ring-gan", "digits-transfer"])
@@ -107,12 +107,15 @@ def test_autoencoder_sizes_and_shapes():
 
 
 def test_gan_sizes_shapes_and_value_range():
-    net, _ = build("ring-gan", "gan", depth=1, width=16, latent=4)
+    net, _ = build("ring-gan", "gan", depth=1, width=16, latent=4, pack=1)
     assert n_params(net.generator) == 4 * 16 + 16 + 16 * 2 + 2
     assert n_params(net.discriminator) == 2 * 16 + 16 + 16 + 1
     z = net.noise(7)
     assert z.shape == (7, 4) and net(z).shape == (7, 2)
-    assert net.discriminator(net(z)).shape == (7, 1)
+    assert net.discriminate(net(z)).shape == (7, 1)
+    packed, _ = build("ring-gan", "gan", depth=1, width=16, latent=4, pack=3)
+    assert n_params(packed.discriminator) == 3 * 2 * 16 + 16 + 16 + 1  # sees 3 points at once
+    assert packed.discriminate(packed(z)).shape == (2, 1)  # 7 samples: 2 groups of 3, 1 dropped
     digits, _ = build("digits-gan", "gan", depth=1, width=16, latent=4)
     images = digits(10 * digits.noise(50))
     assert images.shape == (50, 1, 8, 8) and images.min() >= 0 and images.max() <= 1

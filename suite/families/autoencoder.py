@@ -40,7 +40,8 @@ from tasks.base import Split, Task
 VARIANTS = ("ae", "denoising", "vae")
 
 PARAMS = (
-    Param("variant", "ae", choices=VARIANTS, help="ae, denoising (noisy inputs) or vae"),
+    Param("variant", "ae", choices=VARIANTS, tune=False,
+          help="ae, denoising (noisy inputs) or vae; fixed per arm, not tuned"),
     Param("depth", 1, low=1, high=16, search=(1, 3), help="hidden layers of encoder and of decoder"),
     Param("width", 128, low=1, high=8192, log=True, search=(32, 512), help="units per hidden layer"),
     Param("latent", 8, low=1, high=1024, log=True, search=(2, 64), help="size of the code"),

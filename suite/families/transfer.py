@@ -16,6 +16,9 @@ classes, cross-entropy, Adam (lr 1e-3), batch 64, ``pretrain_epochs`` epochs, on
 the trial seed (the seed ``train()`` gives torch) and off the trial's random stream, so it is
 deterministic and cached in-process: arms with the same backbone and seed pre-train once. The
 target phase is the ordinary trial (the trial's optimizer, regularizers, epochs) with a fresh head.
+The defaults (``channels`` 32, ``pretrain_epochs`` 20) were picked on ``digits-transfer`` (5
+seeds): at ``channels`` 16 and 10 epochs pre-training gave finetune 0.938 against scratch 0.935,
+at 32 and 20 epochs 0.955 against 0.944 (freeze 0.951).
 
 ``weights=PATH`` starts from a backbone state dict on disk instead of pre-training, e.g. one saved
 with ``torch.save(module.net.backbone.state_dict(), PATH)`` (a whole ``TransferNet`` state dict
@@ -49,7 +52,7 @@ PRETRAIN_BATCH = 64
 
 PARAMS = (
     Param("mode", "finetune", choices=MODES, tune=False,
-          help="finetune (all layers), freeze (linear probe) or scratch (no pre-training)"),
+          help="finetune (all layers), freeze (linear probe) or scratch (no pre-training); not tuned"),
     Param("backbone", "cnn", choices=("cnn", "mlp"), help="backbone architecture"),
     Param("width", 128, low=1, high=8192, log=True, search=(32, 512),
           help="units per hidden layer of the mlp backbone"),
