@@ -302,7 +302,9 @@ def train(
         if distributed:
             from lightning.pytorch.strategies import DDPStrategy
 
-            strategy: Any = DDPStrategy(process_group_backend="nccl" if r.device == "cuda" else "gloo")
+            # manual optimization (GANs) steps each network on its own loss: some params are unused
+            strategy: Any = DDPStrategy(process_group_backend="nccl" if r.device == "cuda" else "gloo",
+                                        find_unused_parameters=not module.automatic_optimization)
             extra_callbacks.append(RankShards(train_batches))
         else:
             strategy = "auto"

@@ -1,0 +1,252 @@
+"""Fault injection through the benchmark: every fault becomes a clear record, nothing finished is
+lost, nothing is retried forever, and no secret reaches output, records or tracking files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+import suite.tune
+from suite.benchmark import run_benchmark
+from suite.cli import app
+from suite.module import SuiteModule
+from suite.profile import parse_profile
+from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, open_storage, phase_of
+from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+ONE_ARM = {"name": "faults", "tune_trials": 3, "confirm_seeds": 1, "pruner": "none", "epochs": 2,
+           "tracking": {"wandb": False, "energy": False},
+           "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"],
+                       "params": {"width": 16, "depth": 1, "batch_size": 128}}]}
+
+
+def trials_of(result) -> list[optuna.trial.FrozenTrial]:
+    (name,) = result.studies
+    return optuna.load_study(study_name=name, storage=open_storage(result.storage, heartbeat=False)).get_trials()
+
+
+def inject(monkeypatch, fault, on_calls: set[int]) -> None:
+    """Make ``fault`` replace the training step in the trials the benchmark runs ``on_calls`` (1-based)."""
+    calls = {"n": 0, "active": False}
+    real_train, real_step = suite.tune.train, SuiteModule.training_step
+
+    def counting_train(config, **kw):
+        calls["n"] += 1
+        calls["active"] = calls["n"] in on_calls
+        return real_train(config, **kw)
+
+    def step(self, batch, batch_idx):
+        if calls["active"]:
+            return fault(self, batch, batch_idx, real_step)
+        return real_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(suite.tune, "train", counting_train)
+    monkeypatch.setattr(SuiteModule, "training_step", step)
+
+
+def crash(self, batch, batch_idx, real):
+    raise RuntimeError("injected crash")
+
+
+def nan_loss(self, batch, batch_idx, real):
+    return real(self, batch, batch_idx) * float("nan")
+
+
+def cuda_oom(self, batch, batch_idx, real):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.11 GiB total)")
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "error", "extra"),
+    [
+        (crash, "failed", "RuntimeError: injected crash", {}),
+        (nan_loss, "diverged", "non-finite training loss", {"epochs_run": 1}),
+        (cuda_oom, "failed", "OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB",
+         {"error_kind": "oom"}),
+    ],
+    ids=["raising-trial", "nan-loss", "cuda-oom"],
+)
+def test_a_faulty_trial_is_recorded_and_the_arm_completes_its_budget(tmp_path, monkeypatch, fault, status,
+                                                                    error, extra):
+    inject(monkeypatch, fault, on_calls={2})
+    result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False)
+    trials = trials_of(result)
+    assert len(trials) == 4  # 3 tune + 1 confirm: the faulty trial was not retried
+    bad = trials[1]
+    record = bad.user_attrs["record"]
+    assert bad.state == TrialState.FAIL and record["status"] == status
+    assert record["error"].startswith(error)
+    assert all(record.get(k) == v for k, v in extra.items()), record
+    if status == "failed":
+        assert error.split(": ", 1)[1][:20] in record["traceback"]
+    tune = [t for t in trials if phase_of(t) == PHASE_TUNE]
+    assert len(done_tune(optuna.load_study(study_name=result.studies[0],
+                                           storage=open_storage(result.storage, heartbeat=False)))) == 3
+    assert [t.state for t in tune] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    (confirm,) = [t for t in trials if phase_of(t) == PHASE_CONFIRM]
+    assert confirm.state == TrialState.COMPLETE and confirm.params != bad.params
+    assert result.trials_run == 4
+
+
+def test_every_trial_diverging_ends_the_arm_instead_of_retrying_forever(tmp_path, monkeypatch):
+    inject(monkeypatch, nan_loss, on_calls={1, 2, 3, 4, 5, 6})
+    result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False)
+    trials = trials_of(result)
+    assert [t.user_attrs["record"]["status"] for t in trials] == ["diverged"] * 3
+    assert all(t.state == TrialState.FAIL for t in trials)  # no best params: no confirm runs
+
+
+@pytest.mark.parametrize("where", ["start", "stop"])
+def test_a_failing_energy_tracker_leaves_every_trial_complete(tmp_path, monkeypatch, where):
+    import suite.tracking as tracking
+
+    class StopFails:
+        _hardware: list = []
+
+        def start_task(self, name):
+            pass
+
+        def stop_task(self):
+            raise RuntimeError("forced tracker failure")
+
+    def make(country):
+        if where == "start":
+            raise RuntimeError("forced tracker failure")
+        return StopFails()
+
+    monkeypatch.setattr(tracking, "make_tracker", make)
+    monkeypatch.setattr(tracking.EnergyMeter, "_tracker", None)
+    result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False, energy=True)
+    trials = trials_of(result)
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    expected = {"start": "codecarbon unavailable: RuntimeError: forced tracker failure",
+                "stop": "codecarbon stop failed: RuntimeError: forced tracker failure"}[where]
+    for t in trials:
+        energy = t.user_attrs["record"]["energy"]
+        assert energy["kwh"] is None and energy["error"] == expected
+    rows = list(csv.DictReader((tmp_path / "run" / "emissions.csv").open()))
+    assert len(rows) == 4 and {r["error"] for r in rows} == {expected}
+
+
+def test_failing_tracking_writes_never_lose_a_finished_trial(tmp_path, monkeypatch):
+    import suite.train
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    real_finish = suite.train.finish_wandb
+
+    def wandb_down(*a, **k):  # the run is closed, then finishing reports an error (e.g. upload)
+        real_finish(*a, **k)
+        raise RuntimeError("wandb exploded")
+
+    monkeypatch.setattr(suite.train, "append_emissions", disk_full)
+    monkeypatch.setattr(suite.train, "finish_wandb", wandb_down)
+    result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False, energy=True,
+                           wandb=True)
+    trials = trials_of(result)
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:
+        errors = t.user_attrs["record"]["tracking_errors"]
+        assert errors == ["emissions.csv: OSError: [Errno 28] No space left on device",
+                          "wandb: RuntimeError: wandb exploded"]
+
+
+@pytest.mark.parametrize("text", [b"name: x\nmatrix: [\n  - tasks: [digits\n", b"\x00\x01binary\xff\xfe",
+                                  b"name: x\x00\n", b"- just\n- a list\n"],
+                         ids=["truncated", "not-utf8", "nul", "a-list"])
+@pytest.mark.parametrize("command", ["benchmark", "worker"])
+def test_a_corrupt_profile_file_is_one_line_and_runs_nothing(tmp_path, text, command):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(text)
+    args = [command, "--profile", str(bad), "--out", str(tmp_path / "run"), "--no-wandb", "--no-energy"]
+    if command == "worker":
+        args += ["--storage", str(tmp_path / "bench.log")]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: profile '{bad}'"), done.stderr
+    assert "Traceback" not in done.output and not (tmp_path / "run").exists()
+
+
+def calls(code: str, opening: str) -> list[str]:
+    """The argument text of every call ``opening...)`` in ``code`` (parentheses balanced)."""
+    out = []
+    for m in re.finditer(re.escape(opening), code):
+        depth, i = 1, m.end()
+        while depth and i < len(code):
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            i += 1
+        out.append(code[m.end() : i - 1])
+    return out
+
+
+def test_code_loads_nothing_unsafely():
+    """YAML with safe_load, torch weights with weights_only=True, pickles only through the restricted
+    unpickler, HTML through an autoescaping Jinja2 environment."""
+    sources = {p: p.read_text() for d in ("suite", "tasks", "reports") for p in (ROOT / d).rglob("*.py")}
+    for path, text in sources.items():
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        assert not re.search(r"\byaml\.(load|unsafe_load|full_load)\(", code), path
+        for call in calls(code, "torch.load("):
+            assert "weights_only=True" in call, (path, call)
+        assert not re.search(r"\bpickle\.loads?\(", code), path
+        assert "allow_pickle=True" not in code, path
+        for call in calls(code, "jinja2.Environment("):
+            assert "autoescape=True" in call, (path, call)
+    assert any("weights_only=True" in t for t in sources.values())
+
+
+@pytest.mark.slow
+def test_storage_url_with_a_password_is_masked_everywhere(postgres_url, tmp_path):  # noqa: F811
+    secret, key = "Pw-0f-the-db-9", "fakekey" + "0123456789abcdef" * 2 + "zz"
+    base = fresh_database(postgres_url, "masking")
+    url = base.replace("postgres@", f"postgres:{secret}@")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({**ONE_ARM, "tune_trials": 1, "tracking": {}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "CODECARBON_"))}
+    env.update(HOME=str(tmp_path), WANDB_MODE="offline", WANDB_API_KEY=key, COLUMNS="200")
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(profile),
+                           "--storage", url, "--out", str(out), "--device", "cpu"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "postgres:***@127.0.0.1" in done.stdout
+    for secret_text in (secret, key):
+        assert secret_text not in done.stdout and secret_text not in done.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"emissions.csv", "profile.yaml"} <= names and any(p.suffix == ".wandb" for p in files)
+    assert (out / "report" / "index.html").is_file()
+    for p in files:
+        blob = p.read_bytes()
+        assert secret.encode() not in blob and key.encode() not in blob, p
+    store = open_storage(url, heartbeat=False)
+    for summary in optuna.get_all_study_summaries(store):
+        study = optuna.load_study(study_name=summary.study_name, storage=store)
+        blob = json.dumps([study.user_attrs, [(t.user_attrs, t.system_attrs) for t in study.get_trials()]],
+                          default=str)
+        assert secret not in blob and key not in blob
+        assert all(t.state == TrialState.COMPLETE for t in study.get_trials())
+
+
+def test_an_unreachable_storage_is_one_masked_line():
+    secret = "Pw-unreachable-1"
+    done = CliRunner().invoke(app, ["benchmark", "--profile", str(ROOT / "tests" / "profiles" / "tiny.yaml"),
+                                    "--storage", f"postgresql+psycopg2://bob:{secret}@127.0.0.1:1/db"])
+    assert done.exit_code == 2
+    assert "error: storage 'postgresql+psycopg2://bob:***@127.0.0.1:1/db' cannot be opened" in done.stderr
+    assert secret not in done.output + done.stderr
