@@ -348,6 +348,8 @@ def train(
             record["epochs_run"] = len(module.history)
         if trainer is not None:
             record["world_size"] = trainer.world_size
+            if record["status"] == "pruned":  # the pruning epoch trained and validated, unrecorded
+                record["epochs_run"] = trainer.current_epoch + 1
     finally:
         # Tracking must never turn a finished trial into a lost one: each step is guarded.
         if record.get("error_kind") == "oom":  # free the device for the next trial
