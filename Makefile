@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 PROFILE ?= auto
 RUN ?= $(shell ls -td runs/*/ 2>/dev/null | head -1)
 
-.PHONY: setup benchmark test lint dashboard report clean
+.PHONY: setup benchmark test lint dashboard report perf clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ dashboard: setup
 
 report: setup
 	$(VENV)/bin/suite report $(RUN)
+
+# the suite's overhead against a bare PyTorch loop (see README, Performance)
+perf: setup
+	$(VENV)/bin/suite perf
 
 test: setup
 	$(PY) -m pytest -n auto -q $(PYTEST_ARGS)
