@@ -1,6 +1,6 @@
 """``digits``: scikit-learn's shipped 8x8 handwritten digits (1,797 images, 10 classes).
 
-Split (stratified by class, ``split_seed`` 0): 60% train (1,077), 20% validation (360),
+Split (stratified by class, ``split_seed`` 0): 60% train (1,078), 20% validation (359),
 20% test (360). Pixels 0..16 are scaled to [0, 1]; inputs are images of shape (1, 8, 8).
 """
 
@@ -49,6 +49,6 @@ DIGITS = register(
         loader=load_digits_splits,
         loss="cross_entropy",
         augment=shift_noise,
-        description="scikit-learn 8x8 digits: 1,077 train / 360 val / 360 test, 10 classes.",
+        description="scikit-learn 8x8 digits: 1,078 train / 359 val / 360 test, 10 classes.",
     )
 )
