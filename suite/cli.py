@@ -182,11 +182,12 @@ def benchmark(
     """Run (or resume) a benchmark profile: tune every arm, confirm with fresh seeds, write the report."""
     from suite.benchmark import run_benchmark
     from suite.profile import load_profile
-    from suite.tune import check_device, check_storage_url, mask_url
+    from suite.train import resolve_device
+    from suite.tune import check_storage_url, mask_url
 
     try:
         prof = load_profile(profile)
-        check_device(device)
+        resolve_device(device)
         if storage:
             check_storage_url(storage)
         result = run_benchmark(prof, out_dir=out_dir or Path("runs") / prof.name, storage=storage,
@@ -194,14 +195,8 @@ def benchmark(
                                energy=False if no_energy else None, report=not no_report, console=err)
     except SuiteError as exc:
         fail(str(exc))
-    table = Table(title=f"benchmark {prof.name}: {result.arms} arms, {result.trials_run} trials run "
-                        f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s")
-    table.add_column("arm")
-    table.add_column("tune done", justify="right")
-    table.add_column("confirm test (mean)", justify="right")
-    for row in arm_summaries(result.storage, result.studies):
-        table.add_row(row["arm"], str(row["tune"]), row["confirm"])
-    out.print(table)
+    print_arms(result, title=f"benchmark {prof.name}: {result.arms} arms, {result.trials_run} trials run "
+                             f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s")
     out.print(f"storage: {mask_url(result.storage)}")
     if result.report:
         out.print(f"report: {result.report}")
@@ -228,11 +223,12 @@ def worker(
     """
     from suite.benchmark import check_worker_storage, run_benchmark
     from suite.profile import load_profile
-    from suite.tune import check_device, check_storage_url, mask_url, worker_id
+    from suite.train import resolve_device
+    from suite.tune import check_storage_url, mask_url, worker_id
 
     try:
         prof = load_profile(profile)
-        check_device(device)
+        resolve_device(device)
         check_worker_storage(storage)
         check_storage_url(storage)
         err.print(f"worker {worker_id()} on {mask_url(storage)}: profile {prof.name}, "
@@ -245,16 +241,21 @@ def worker(
         fail(str(exc))
     out.print(f"worker {worker_id()}: {result.trials_run} trials run in {result.wall_s:.0f} s; benchmark "
               f"{prof.name} done ({result.arms} arms)", markup=False, highlight=False, soft_wrap=True)
-    table = Table()
+    print_arms(result)
+    out.print(f"storage: {mask_url(result.storage)}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"report: suite report '{mask_url(result.storage)}' --out DIR", markup=False, highlight=False,
+              soft_wrap=True)
+
+
+def print_arms(result: Any, title: str | None = None) -> None:
+    """One row per arm of a finished benchmark: tuning trials done, mean confirm test metric."""
+    table = Table(title=title)
     table.add_column("arm")
     table.add_column("tune done", justify="right")
     table.add_column("confirm test (mean)", justify="right")
     for row in arm_summaries(result.storage, result.studies):
         table.add_row(row["arm"], str(row["tune"]), row["confirm"])
     out.print(table)
-    out.print(f"storage: {mask_url(result.storage)}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"report: suite report '{mask_url(result.storage)}' --out DIR", markup=False, highlight=False,
-              soft_wrap=True)
 
 
 def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
@@ -300,10 +301,10 @@ def tune(
     from suite.benchmark import run_benchmark
     from suite.params import parse_assignments
     from suite.profile import parse_profile
-    from suite.tune import check_device
+    from suite.train import resolve_device
 
     try:
-        check_device(device)
+        resolve_device(device)
         data = {"name": study, "tune_trials": trials, "confirm_seeds": confirm_seeds, "pruner": pruner,
                 "matrix": [{"tasks": [task], "families": [family], "optimizers": [optimizer],
                             "regularizers": [list(regularizer or ["none"])],

@@ -500,12 +500,6 @@ def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
             "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}
 
 
-def check_device(device: str) -> None:
-    from suite.train import resolve_device
-
-    resolve_device(device)
-
-
 def check_storage_url(url: str) -> None:
     """Fail early, in one line, on a storage that cannot be opened."""
     try:

@@ -71,7 +71,7 @@ def test_autoencoder_reports_ranking_metrics_only_where_both_classes_exist():
 def test_gan_record_has_both_losses_and_counts_both_optimizer_steps():
     record = train(cfg("ring-gan", "gan", epochs=2, batch_size=2000, **GAN))
     assert record["steps"] == 2 * 2 * 4  # 2 epochs x 4 batches x (discriminator + generator)
-    for key in ("train/d_loss", "train/g_loss", "val/modes", "val/quality"):
+    for key in ("train/d_loss", "train/g_loss", "val/modes", "val/quality", "grad/ratio"):
         assert len(record["curves"][key]) == 2
     assert record["curves"]["train/loss"][0] == pytest.approx(
         record["curves"]["train/d_loss"][0] + record["curves"]["train/g_loss"][0])

@@ -190,7 +190,7 @@ class GanModule(SuiteModule):
     def on_validation_epoch_end(self) -> None:
         values = self.score(torch.cat(self._val_real), "val")
         self._val_real = []
-        self.epoch_end_metrics = values
+        self.epoch_end_metrics.update(values)  # keep the grad norms sampled earlier this epoch
         self.log_dict(values)
 
     # ------------------------------------------------------------------------------ evaluation
