@@ -1,17 +1,22 @@
 """``suite perf``: the suite's overhead against a bare PyTorch loop, measured in one process.
 
 For each (task, family) pair the same network, data, optimizer, seed and number of steps run
-through three paths, interleaved (a, b, c, a, b, c, ...) over several repeats after one warm-up:
+through four paths, interleaved (a, l, b, c, a, l, b, c, ...) over several repeats after a one-epoch
+warm-up of each:
 
 * (a) ``bare``: a hand-written loop: index-slice batches, forward, loss, backward, step, and a
   validation pass per epoch (what a careful script does);
+* (l) ``lightning``: the same network, loss and optimizer in a minimal ``LightningModule`` (a
+  ``training_step`` returning the loss, a ``validation_step``) under a ``Trainer`` with the suite's
+  flags: Lightning's own floor, which the suite cannot go below while it trains with the Trainer;
 * (b) ``suite``: ``suite.train.train`` without tracking (Lightning, metrics, diagnostics, final
   evaluation of train/val/test);
 * (c) ``tracked``: the same with W&B offline and CodeCarbon.
 
-Reported: median wall times, the ratios b/a and c/a, the fixed per-trial cost of (b) and (c)
-(wall time minus the time spent in the epochs: set-up, final evaluation, tracking start/stop), and
-samples/s. The final training loss of (a) and (b) must agree (same work), or the pair fails.
+Reported: median wall times, the ratios b/a, c/a and l/a (and b/l, what the suite adds over
+Lightning), the fixed per-trial cost of (b) and (c) (wall time minus the time spent in the epochs:
+set-up, final evaluation, tracking start/stop), and samples/s. The final training loss of (a), (l)
+and (b) must agree (same work), or the pair fails.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +32,21 @@ import torch
 
 from suite.train import TrialConfig, build_module, resolve_config, train
 
-PAIRS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("mnist1d", "mlp", {}),
-    ("mnist1d", "cnn", {}),
-    ("mnist1d", "rnn", {"cell": "gru"}),
-    ("digits", "cnn", {}),
+# (task, family, params, epochs): ``None`` = the task's default budget (a standard trial); the
+# slower pairs run fewer epochs so that ``make perf`` takes a few minutes on a 2-core CPU.
+PAIRS: tuple[tuple[str, str, dict[str, Any], int | None], ...] = (
+    ("mnist1d", "mlp", {}, None),
+    ("mnist1d", "cnn", {}, 15),
+    ("mnist1d", "rnn", {"cell": "gru"}, 5),
+    ("digits", "cnn", {}, None),
 )
 LOSS_RTOL = 1e-3
 
 
 @dataclass
 class PairResult:
+    """Median timings of one pair over ``repeats`` interleaved rounds."""
+
     task: str
     family: str
     params: dict[str, Any]
@@ -45,13 +54,16 @@ class PairResult:
     steps: int
     samples: int
     bare_s: float
+    lightning_s: float
     suite_s: float
     tracked_s: float
     suite_fixed_s: float
     tracked_fixed_s: float
     bare_loss: float
+    lightning_loss: float
     suite_loss: float
     repeats: int
+    torch_threads: int
 
     @property
     def ratio_suite(self) -> float:
@@ -62,15 +74,26 @@ class PairResult:
         return self.tracked_s / self.bare_s
 
     @property
+    def ratio_lightning(self) -> float:
+        return self.lightning_s / self.bare_s
+
+    @property
     def same_loss(self) -> bool:
-        return abs(self.bare_loss - self.suite_loss) <= LOSS_RTOL * max(abs(self.bare_loss), 1e-8)
+        return all(same_loss(self.bare_loss, other) for other in (self.lightning_loss, self.suite_loss))
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        d.update(ratio_suite=self.ratio_suite, ratio_tracked=self.ratio_tracked, same_loss=self.same_loss,
-                 samples_per_s_bare=self.samples / self.bare_s,
+        d.update(ratio_suite=self.ratio_suite, ratio_tracked=self.ratio_tracked,
+                 ratio_lightning=self.ratio_lightning,
+                 ratio_suite_over_lightning=self.suite_s / self.lightning_s,
+                 same_loss=self.same_loss, samples_per_s_bare=self.samples / self.bare_s,
                  samples_per_s_suite=self.samples / self.suite_s)
         return d
+
+
+def same_loss(reference: float, other: float) -> bool:
+    """Whether two final training losses agree within :data:`LOSS_RTOL` (the same work was done)."""
+    return abs(reference - other) <= LOSS_RTOL * max(abs(reference), 1e-8)
 
 
 def bare_loop(config: TrialConfig) -> tuple[float, float, int]:
@@ -109,23 +132,76 @@ def bare_loop(config: TrialConfig) -> tuple[float, float, int]:
     return time.perf_counter() - start, last, steps
 
 
+def lightning_loop(config: TrialConfig) -> tuple[float, float]:
+    """(wall seconds, final-epoch mean training loss) of the minimal Lightning version of
+    :func:`bare_loop`: Lightning's per-step floor under the suite's ``Trainer`` flags."""
+    import lightning.pytorch as pl
+
+    from suite.data import IndexBatches
+    from suite.train import quiet_lightning
+
+    class Minimal(pl.LightningModule):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+            self.losses: list[torch.Tensor] = []
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = self.inner.loss_fn(self.inner.net(x), y)
+            self.losses.append(loss.detach())
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            _ = float(self.inner.loss_fn(self.inner.net(x), y))
+
+        def configure_optimizers(self):
+            return self.inner.configure_optimizers()
+
+        def transfer_batch_to_device(self, batch, device, dataloader_idx):
+            return batch  # already on the device, as in the suite
+
+    r = resolve_config(config)
+    quiet_lightning()
+    splits = r.task.load().to(r.device)
+    sync = torch.cuda.synchronize if r.device == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    module = Minimal(build_module(r))
+    batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True, seed=config.seed)
+    trainer = pl.Trainer(accelerator="gpu" if r.device == "cuda" else "cpu", devices=1, max_epochs=r.epochs,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0,
+                         deterministic=True if r.device == "cpu" else "warn")
+    trainer.fit(module, train_dataloaders=batches, val_dataloaders=IndexBatches(splits.val, 4096))
+    sync()
+    wall = time.perf_counter() - start
+    last = float(torch.stack(module.losses[-len(batches):]).mean())
+    return wall, last
+
+
 def measure_pair(task: str, family: str, params: dict[str, Any], *, epochs: int | None, repeats: int,
                  device: str, out_dir: Path) -> PairResult:
-    """Time the three paths for one pair, interleaved, after a warm-up of each."""
+    """Time the four paths for one pair, interleaved, after a one-epoch warm-up of each."""
     from suite.tracking import Tracking
 
     config = TrialConfig(task=task, family=family, optimizer="adam", params=dict(params), epochs=epochs,
                          seed=0, device=device)
     r = resolve_config(config)
     tracking = Tracking(out_dir=out_dir, wandb=True, wandb_mode="offline", energy=True)
-    runs: dict[str, list[float]] = {"bare": [], "suite": [], "tracked": []}
+    runs: dict[str, list[float]] = {"bare": [], "lightning": [], "suite": [], "tracked": []}
     fixed: dict[str, list[float]] = {"suite": [], "tracked": []}
-    bare_loss = suite_loss = float("nan")
+    bare_loss = lightning_loss = suite_loss = float("nan")
     steps = 0
-    for i in range(repeats + 1):  # the first round warms up every path (imports, caches, trackers)
-        wall, bare_loss, steps = bare_loop(config)
-        s = train(config)
-        t = train(config, tracking=tracking)
+    warm_up = replace(config, epochs=1)  # imports, caches, allocator, W&B and CodeCarbon set-up
+    for i in range(repeats + 1):
+        run = warm_up if i == 0 else config
+        wall, bare_loss, steps = bare_loop(run)
+        l_wall, lightning_loss = lightning_loop(run)
+        s = train(run)
+        t = train(run, tracking=tracking)
         if s["status"] != "complete" or t["status"] != "complete":
             raise RuntimeError(f"{task}/{family}: suite trial {s['status']}/{t['status']}: "
                                f"{s.get('error') or t.get('error')}")
@@ -133,6 +209,7 @@ def measure_pair(task: str, family: str, params: dict[str, Any], *, epochs: int 
         if i == 0:
             continue
         runs["bare"].append(wall)
+        runs["lightning"].append(l_wall)
         runs["suite"].append(s["wall_s"])
         runs["tracked"].append(t["wall_s"])
         fixed["suite"].append(s["wall_s"] - s["curves"]["time_s"][-1])
@@ -140,20 +217,40 @@ def measure_pair(task: str, family: str, params: dict[str, Any], *, epochs: int 
     med = {k: statistics.median(v) for k, v in runs.items()}
     return PairResult(
         task=task, family=family, params=dict(params), epochs=r.epochs, steps=steps,
-        samples=r.epochs * len(r.task.load().train), bare_s=med["bare"], suite_s=med["suite"],
-        tracked_s=med["tracked"], suite_fixed_s=statistics.median(fixed["suite"]),
-        tracked_fixed_s=statistics.median(fixed["tracked"]), bare_loss=bare_loss, suite_loss=suite_loss,
-        repeats=repeats,
+        samples=r.epochs * len(r.task.load().train), bare_s=med["bare"], lightning_s=med["lightning"],
+        suite_s=med["suite"], tracked_s=med["tracked"],
+        suite_fixed_s=statistics.median(fixed["suite"]),
+        tracked_fixed_s=statistics.median(fixed["tracked"]), bare_loss=bare_loss,
+        lightning_loss=lightning_loss, suite_loss=suite_loss, repeats=repeats,
+        torch_threads=torch.get_num_threads(),
     )
 
 
-def run_perf(*, device: str = "auto", repeats: int = 3, epochs: int | None = 5,
-             pairs: tuple[tuple[str, str, dict[str, Any]], ...] = PAIRS) -> list[PairResult]:
-    """Measure every pair; W&B and energy artefacts go to a temporary folder."""
+def parse_pair(text: str) -> tuple[str, str, dict[str, Any], int | None]:
+    """``task/family[/cell]`` (``mnist1d/rnn/gru``) as a pair at the task's default budget."""
+    from suite.errors import SuiteError
+
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise SuiteError(f"pair {text!r} is not valid; expected task/family or task/rnn/cell "
+                         "(e.g. mnist1d/mlp, mnist1d/rnn/gru)")
+    return parts[0], parts[1], ({"cell": parts[2]} if len(parts) == 3 else {}), None
+
+
+def run_perf(*, device: str = "auto", repeats: int = 3, epochs: int | None = None,
+             pairs: tuple[tuple[str, str, dict[str, Any], int | None], ...] = PAIRS) -> list[PairResult]:
+    """Measure every pair (``epochs`` overrides each pair's budget); W&B and energy artefacts go to
+    a temporary folder. Configs are validated before anything is timed."""
+    from suite.errors import SuiteError
     from suite.train import quiet_lightning, resolve_device
 
+    if repeats < 1:
+        raise SuiteError(f"repeats must be an integer >= 1, got {repeats!r}")
     device = resolve_device(device)
+    runs = [(t, f, p, epochs if epochs is not None else e) for t, f, p, e in pairs]
+    for task, family, params, n in runs:
+        resolve_config(TrialConfig(task=task, family=family, params=dict(params), epochs=n, device=device))
     quiet_lightning()
     with tempfile.TemporaryDirectory(prefix="suite-perf-") as tmp:
-        return [measure_pair(task, family, params, epochs=epochs, repeats=repeats, device=device,
-                             out_dir=Path(tmp)) for task, family, params in pairs]
+        return [measure_pair(task, family, params, epochs=n, repeats=repeats, device=device,
+                             out_dir=Path(tmp)) for task, family, params, n in runs]

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -118,6 +119,17 @@ def test_diagnostics_curves_are_recorded_once_per_epoch():
     assert 0.0 <= record["curves"]["dead_relu"][-1] <= 1.0
     gap = record["curves"]["train/accuracy"][-1] - record["curves"]["val/accuracy"][-1]
     assert record["curves"]["gap"][-1] == pytest.approx(gap)
+
+
+def test_probe_is_sampled_every_kth_epoch_and_on_the_last():
+    from suite.diagnostics import PROBES, Diagnostics
+
+    assert [Diagnostics.every_for(n) for n in (1, PROBES, PROBES + 1, 3 * PROBES)] == [1, 1, 2, 3]
+    record = train(cfg(epochs=PROBES + 3))  # every 2nd epoch (2, 4, ..., 12) and the last (13)
+    sampled = [i + 1 for i, v in enumerate(record["curves"]["dead_relu"]) if not math.isnan(v)]
+    assert sampled == [*range(2, PROBES + 3, 2), PROBES + 3]
+    assert not any(math.isnan(v) for v in record["curves"]["grad/ratio"])  # grad norms: every epoch
+    assert record["diagnostics"]["gap_final"] == pytest.approx(record["curves"]["gap"][-1])
 
 
 def test_gradient_flag_rule():

@@ -199,7 +199,7 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
     """Two workers on one journal file (no server, no heartbeat): one is killed mid-trial, the other
     fails and requeues its trial by the dead pid and finishes the matrix exactly once."""
     profile = tmp_path / "j.yaml"
-    profile.write_text(yaml.safe_dump({**PROFILE, "name": "journal", "epochs": 12, "tune_trials": 2}))
+    profile.write_text(yaml.safe_dump({**PROFILE, "name": "journal", "epochs": 40, "tune_trials": 2}))
     journal = tmp_path / "bench.log"
     procs = [subprocess.Popen([sys.executable, "-m", "suite.cli", "worker", "--storage", str(journal),
                                "--profile", str(profile), "--out", str(tmp_path / f"m{i}"), "--device", "cpu",

@@ -115,13 +115,14 @@ class AutoencoderModule(SuiteModule):
             loss = loss + self.params["beta"] * kl / x[0].numel()
         return loss, error.detach(), y
 
-    def evaluate(self, split: Split, name: str, batch_size: int = 4096) -> dict[str, float]:
+    def evaluate(self, split: Split, name: str, batch_size: int = 4096, *,
+                 full: bool = True) -> dict[str, float]:
         """As the base, but ranking metrics are left out on a split with a single class."""
         if len(torch.unique(split.y)) > 1:
-            return super().evaluate(split, name, batch_size)
+            return super().evaluate(split, name, batch_size, full=full)
         with warnings.catch_warnings():  # AUROC warns (and is meaningless) without positives
             warnings.simplefilter("ignore")
-            out = super().evaluate(split, name, batch_size)
+            out = super().evaluate(split, name, batch_size, full=full)
         return {k: v for k, v in out.items() if k == f"{name}/loss"}
 
 

@@ -171,10 +171,10 @@ class GanModule(SuiteModule):
         self._train_batches += 1
 
     def on_train_epoch_end(self) -> None:
+        n = max(self._train_batches, 1)  # into the epoch's row before the base records and logs it
+        self.epoch_end_metrics.update({"train/d_loss": float(self._d_sum) / n,
+                                       "train/g_loss": float(self._g_sum) / n})
         super().on_train_epoch_end()
-        n = max(self._train_batches, 1)
-        self.history[-1].update({"train/d_loss": float(self._d_sum) / n,
-                                 "train/g_loss": float(self._g_sum) / n})
         schedules = self.lr_schedulers()
         for schedule in schedules if isinstance(schedules, list) else [schedules]:
             if schedule is not None:
@@ -190,8 +190,7 @@ class GanModule(SuiteModule):
     def on_validation_epoch_end(self) -> None:
         values = self.score(torch.cat(self._val_real), "val")
         self._val_real = []
-        self.epoch_end_metrics.update(values)  # keep the grad norms sampled earlier this epoch
-        self.log_dict(values)
+        self.publish(values)  # merged with the grad norms sampled earlier this epoch
 
     # ------------------------------------------------------------------------------ evaluation
     @torch.inference_mode()
@@ -208,7 +207,8 @@ class GanModule(SuiteModule):
         self.train(was_training)
         return out
 
-    def evaluate(self, split: Split, name: str, batch_size: int = 4096) -> dict[str, float]:
+    def evaluate(self, split: Split, name: str, batch_size: int = 4096, *,
+                 full: bool = True) -> dict[str, float]:
         return self.score(split.x, name)
 
     # ------------------------------------------------------------------------------- optimizer
