@@ -37,7 +37,7 @@ report: setup
 
 # the suite's overhead against a bare PyTorch loop (see README, Performance)
 perf: setup
-	$(VENV)/bin/suite perf
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/suite perf
 
 test: setup
 	$(PY) -m pytest -n auto -q $(PYTEST_ARGS)
