@@ -394,17 +394,15 @@ def perf(
                     "fixed b", "fixed c", "same loss"):
             table.add_column(col, justify="left" if col == "pair" else "right")
         for r in results:
-            d = r.as_dict()
-            name = f"{r.task}/{r.family}" + (f"/{r.params['cell']}" if "cell" in r.params else "")
-            table.add_row(name, str(r.epochs), str(r.steps), f"{r.bare_s:.2f}", f"{r.lightning_s:.2f}",
+            table.add_row(r.name, str(r.epochs), str(r.steps), f"{r.bare_s:.2f}", f"{r.lightning_s:.2f}",
                           f"{r.suite_s:.2f}", f"{r.tracked_s:.2f}", f"{r.ratio_lightning:.2f}",
                           f"{r.ratio_suite:.2f}", f"{r.ratio_tracked:.2f}",
-                          f"{d['ratio_suite_over_lightning']:.2f}", f"{r.suite_fixed_s:.2f}",
+                          f"{r.ratio_suite_over_lightning:.2f}", f"{r.suite_fixed_s:.2f}",
                           f"{r.tracked_fixed_s:.2f}", "yes" if r.same_loss else "NO")
         out.print(table)
     if not all(r.same_loss for r in results):
         err.print("error: the paths ended at different training losses (not the same work): "
-                  + ", ".join(f"{r.task}/{r.family}" for r in results if not r.same_loss), markup=False)
+                  + ", ".join(r.name for r in results if not r.same_loss), markup=False)
         raise typer.Exit(1)
 
 

@@ -88,29 +88,34 @@ def metric_inputs(task: Task, outputs: torch.Tensor, y: torch.Tensor):
 
 class MetricSet(nn.Module):
     """One metric collection per split (``train``, ``val``, ``test``), as lightning-hydra-template
-    keeps them, so state never leaks between splits, plus an ``epoch`` collection that holds only
-    ``epoch_metric`` (the task's primary metric).
+    keeps them, so state never leaks between splits, plus per split an ``<split>_epoch`` collection
+    that holds only ``epoch_metric`` (the task's primary metric).
 
-    Per-epoch validation and the diagnostics probe use ``epoch``: what pruning, early stopping and
-    the curves need, without computing the whole set (a multiclass ROC-AUC, precision, recall and
-    F1) every epoch; the full set is computed once per split at the end of the trial.
+    Per-epoch validation (``val_epoch``) and the diagnostics probe (``train_epoch``) use those: what
+    pruning, early stopping and the curves need, without computing the whole set (a multiclass
+    ROC-AUC, precision, recall and F1) every epoch; the full set is computed once per split at the
+    end of the trial. They stay separate because the probe runs under ``inference_mode`` and
+    Lightning's validation under ``no_grad``: a state reset under the first cannot be updated in
+    place under the second.
     """
 
     def __init__(self, collection: torchmetrics.MetricCollection, splits=("train", "val", "test"),
                  epoch_metric: str | None = None):
         super().__init__()
         self.splits = tuple(splits)
-        # ModuleDict keys may not shadow nn.Module attributes such as ``train``: prefix them.
-        by_split = {f"m_{s}": collection.clone(prefix=f"{s}/") for s in splits}
         if epoch_metric is not None and epoch_metric in collection:
-            by_split["m_epoch"] = torchmetrics.MetricCollection(
-                {epoch_metric: collection[epoch_metric].clone()}, prefix="epoch/")
+            epoch = torchmetrics.MetricCollection({epoch_metric: collection[epoch_metric].clone()})
         else:
-            by_split["m_epoch"] = collection.clone(prefix="epoch/")
+            epoch = collection
+        # ModuleDict keys may not shadow nn.Module attributes such as ``train``: prefix them.
+        by_split = {}
+        for s in splits:
+            by_split[f"m_{s}"] = collection.clone(prefix=f"{s}/")
+            by_split[f"m_{s}_epoch"] = epoch.clone(prefix=f"{s}/")
         self.by_split = nn.ModuleDict(by_split)
 
     def __getitem__(self, split: str) -> torchmetrics.MetricCollection:
         return self.by_split[f"m_{split}"]
 
     def __contains__(self, split: str) -> bool:
-        return split in self.splits or split == "epoch"
+        return f"m_{split}" in self.by_split

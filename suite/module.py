@@ -26,6 +26,14 @@ from tasks.base import Split, Task
 _PLAIN_ATTRS = frozenset({"_current_fx_name", "_train_batches", "_val_batches"})
 
 
+def computed(metrics, name: str) -> dict[str, float]:
+    """Compute and reset a metric collection; keys renamed ``name/metric`` whatever its prefix
+    (``evaluate`` may score a split under another split's collection)."""
+    out = {f"{name}/{k.split('/', 1)[1]}": float(v) for k, v in metrics.compute().items()}
+    metrics.reset()
+    return out
+
+
 class SuiteModule(pl.LightningModule):
     """Train ``net`` on ``task`` with the named optimizer and regularizers.
 
@@ -134,11 +142,10 @@ class SuiteModule(pl.LightningModule):
         loss, preds, target = self.model_step(batch)
         self._val_loss_sum.add_(loss)
         self._val_batches += 1
-        self.metrics["epoch"].update(preds, target)
+        self.metrics["val_epoch"].update(preds, target)
 
     def on_validation_epoch_end(self) -> None:
-        values = {f"val/{k.split('/', 1)[1]}": float(v) for k, v in self.metrics["epoch"].compute().items()}
-        self.metrics["epoch"].reset()
+        values = computed(self.metrics["val_epoch"], "val")
         values["val/loss"] = float(self._val_loss_sum) / max(self._val_batches, 1)
         self.publish(values)
 
@@ -167,10 +174,8 @@ class SuiteModule(pl.LightningModule):
         computes only the loss and the epoch metric (the primary one)."""
         was_training = self.training
         self.eval()
-        if not full:
-            metrics = self.metrics["epoch"]
-        else:
-            metrics = self.metrics[name] if name in self.metrics else self.metrics["test"]
+        key = name if full else f"{name}_epoch"
+        metrics = self.metrics[key] if key in self.metrics else self.metrics["test" if full else "test_epoch"]
         metrics.reset()
         loss_sum, n = 0.0, 0
         for start in range(0, len(split), batch_size):
@@ -179,8 +184,7 @@ class SuiteModule(pl.LightningModule):
             loss_sum += float(loss) * len(x)
             n += len(x)
             metrics.update(preds, target)
-        out = {f"{name}/{k.split('/', 1)[1]}": float(v) for k, v in metrics.compute().items()}
-        metrics.reset()
+        out = computed(metrics, name)
         out[f"{name}/loss"] = loss_sum / max(n, 1)
         self.train(was_training)
         return out

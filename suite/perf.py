@@ -66,6 +66,11 @@ class PairResult:
     torch_threads: int
 
     @property
+    def name(self) -> str:
+        """``task/family`` (``task/rnn/cell`` for a recurrent cell), as ``--pair`` takes it."""
+        return f"{self.task}/{self.family}" + (f"/{self.params['cell']}" if "cell" in self.params else "")
+
+    @property
     def ratio_suite(self) -> float:
         return self.suite_s / self.bare_s
 
@@ -78,6 +83,10 @@ class PairResult:
         return self.lightning_s / self.bare_s
 
     @property
+    def ratio_suite_over_lightning(self) -> float:
+        return self.suite_s / self.lightning_s
+
+    @property
     def same_loss(self) -> bool:
         return all(same_loss(self.bare_loss, other) for other in (self.lightning_loss, self.suite_loss))
 
@@ -85,7 +94,7 @@ class PairResult:
         d = dict(self.__dict__)
         d.update(ratio_suite=self.ratio_suite, ratio_tracked=self.ratio_tracked,
                  ratio_lightning=self.ratio_lightning,
-                 ratio_suite_over_lightning=self.suite_s / self.lightning_s,
+                 ratio_suite_over_lightning=self.ratio_suite_over_lightning,
                  same_loss=self.same_loss, samples_per_s_bare=self.samples / self.bare_s,
                  samples_per_s_suite=self.samples / self.suite_s)
         return d
@@ -96,8 +105,9 @@ def same_loss(reference: float, other: float) -> bool:
     return abs(reference - other) <= LOSS_RTOL * max(abs(reference), 1e-8)
 
 
-def bare_loop(config: TrialConfig) -> tuple[float, float, int]:
-    """(wall seconds, final-epoch mean training loss, steps) of a hand-written loop."""
+def _start(config: TrialConfig):
+    """What both reference loops share: the resolved config, the splits on the device, a device
+    sync, and (from the timer's start) the seeded module and training batches of a trial."""
     import lightning.pytorch as pl
 
     from suite.data import IndexBatches
@@ -108,10 +118,16 @@ def bare_loop(config: TrialConfig) -> tuple[float, float, int]:
     sync()
     start = time.perf_counter()
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    module = build_module(r).to(r.device)  # same network and loss; used as a plain nn.Module
-    optimizer = module.configure_optimizers()
-    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    module = build_module(r).to(r.device)  # the same network, loss and optimizer as the trial
     batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True, seed=config.seed)
+    return r, splits, sync, start, module, batches
+
+
+def bare_loop(config: TrialConfig) -> tuple[float, float, int]:
+    """(wall seconds, final-epoch mean training loss, steps) of a hand-written loop."""
+    r, splits, sync, start, module, batches = _start(config)
+    optimizer = module.configure_optimizers()  # used as a plain nn.Module from here
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     steps, last = 0, float("nan")
     for _ in range(r.epochs):
         module.train()
@@ -138,7 +154,7 @@ def lightning_loop(config: TrialConfig) -> tuple[float, float]:
     import lightning.pytorch as pl
 
     from suite.data import IndexBatches
-    from suite.train import quiet_lightning
+    from suite.train import quiet_lightning, trainer_flags
 
     class Minimal(pl.LightningModule):
         def __init__(self, inner: Any) -> None:
@@ -162,19 +178,10 @@ def lightning_loop(config: TrialConfig) -> tuple[float, float]:
         def transfer_batch_to_device(self, batch, device, dataloader_idx):
             return batch  # already on the device, as in the suite
 
-    r = resolve_config(config)
     quiet_lightning()
-    splits = r.task.load().to(r.device)
-    sync = torch.cuda.synchronize if r.device == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    module = Minimal(build_module(r))
-    batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True, seed=config.seed)
-    trainer = pl.Trainer(accelerator="gpu" if r.device == "cuda" else "cpu", devices=1, max_epochs=r.epochs,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0,
-                         deterministic=True if r.device == "cpu" else "warn")
+    r, splits, sync, start, inner, batches = _start(config)
+    module = Minimal(inner)
+    trainer = pl.Trainer(**trainer_flags(r.device), devices=1, max_epochs=r.epochs, logger=False)
     trainer.fit(module, train_dataloaders=batches, val_dataloaders=IndexBatches(splits.val, 4096))
     sync()
     wall = time.perf_counter() - start

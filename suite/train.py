@@ -191,6 +191,21 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
 
 
+def trainer_flags(device: str) -> dict[str, Any]:
+    """The ``lightning.Trainer`` flags every trial trains under (``suite perf`` times its Lightning
+    floor with the same): no checkpoints, progress bar, summary or sanity check; deterministic on
+    CPU; index batches, so no distributed sampler."""
+    return {
+        "accelerator": "gpu" if device == "cuda" else "cpu",
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "deterministic": True if device == "cpu" else "warn",
+        "use_distributed_sampler": False,
+    }
+
+
 def weight_norms(net: torch.nn.Module) -> dict[str, float]:
     """L1 and L2 norms over the weight matrices/kernels (what the l1/l2 regularizers shrink)."""
     weights = [p.detach() for p in net.parameters() if p.dim() > 1]
@@ -309,19 +324,12 @@ def train(
         else:
             strategy = "auto"
         trainer = pl.Trainer(
-            accelerator="gpu" if r.device == "cuda" else "cpu",
+            **trainer_flags(r.device),
             devices=r.devices,
             strategy=strategy,
             max_epochs=r.epochs,
             logger=logger if logger is not None else False,
-            callbacks=[Diagnostics(probe, r.task.metric, Diagnostics.every_for(r.epochs)),
-                       *extra_callbacks, *callbacks],
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            deterministic=True if r.device == "cpu" else "warn",
-            use_distributed_sampler=False,
+            callbacks=[Diagnostics(probe, r.task.metric), *extra_callbacks, *callbacks],
             log_every_n_steps=max(len(train_batches), 1),
             **trainer_kwargs,
         )

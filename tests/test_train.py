@@ -32,6 +32,25 @@ def test_record_has_the_documented_fields():
     assert record["n_params"] == 64 * 32 + 32 + 32 * 10 + 10
 
 
+@pytest.mark.parametrize("task, metrics", [
+    ("sunspots", ("mse", "rmse", "mae", "r2")),  # forecasting
+    ("diabetes", ("mse", "rmse", "mae", "r2")),  # regression
+    ("breast-cancer", ("accuracy", "precision", "recall", "f1", "auroc")),  # binary
+])
+def test_every_task_kind_trains_past_the_first_probe(task, metrics):
+    """Epoch 2 validates after epoch 1's diagnostics probe: per-epoch metric states must stay usable
+    (a probe and validation sharing a collection broke every regression task once)."""
+    record = train(tiny(task=task, epochs=3, params={"width": 16, "depth": 1}))
+    assert record["status"] == "complete", record.get("error")
+    assert record["epochs_run"] == 3
+    metric = record["primary"]["metric"]
+    assert len(record["curves"][f"val/{metric}"]) == 3 and len(record["curves"]["gap"]) == 3
+    assert set(k for k in record["curves"] if k.startswith("val/")) == {f"val/{metric}", "val/loss"}
+    for split in ("train", "val", "test"):
+        for name in (*metrics, "loss"):
+            assert math.isfinite(record["metrics"][f"{split}/{name}"]), f"{split}/{name}"
+
+
 def test_same_seed_same_metrics_different_seed_differs():
     a, b, c = train(tiny()), train(tiny()), train(tiny(seed=1))
     assert a["metrics"] == b["metrics"] and a["curves"]["train/loss"] == b["curves"]["train/loss"]

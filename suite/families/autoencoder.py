@@ -95,7 +95,7 @@ class AutoencoderModule(SuiteModule):
         return MetricSet(torchmetrics.MetricCollection(
             {"auroc": torchmetrics.AUROC(task="binary"),
              "ap": torchmetrics.AveragePrecision(task="binary")}
-        ))
+        ), epoch_metric=self.task.metric)
 
     def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
         """``(loss, anomaly scores, labels)``: noise and sampling only while training."""
