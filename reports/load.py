@@ -8,7 +8,10 @@ A *source* is one of:
 
 Every study is one arm; every trial carries the full trial record in ``user_attrs["record"]`` and its
 phase (``tune`` or ``confirm``) in ``user_attrs["phase"]``. Records may lack fields (older or failed
-trials): every field is read with a default, so the frames always have the same columns.
+trials): every field is read with a default, so the frames always have the same columns. The record's
+``space`` (``core`` or ``full``: which search space was tuned) is the ``space`` column, None when the
+record predates it; a study's ``protocol`` user attr (budget, ``space``, ``sampler``, ``pruner``, ...)
+is kept as a dict in the study frame.
 
 This module imports nothing from the training code.
 """
@@ -34,7 +37,7 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns of the trial frame, in order (every row has all of them; missing values are None/NaN).
 TRIAL_COLUMNS = (
     "uid", "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "arm",
-    "number", "state", "phase", "value", "seed", "status", "error",
+    "number", "state", "phase", "space", "value", "seed", "status", "error",
     "metric", "direction", "target", "test", "val", "train",
     "lr", "batch_size", "activation", "params", "optuna_params",
     "epochs", "epochs_run", "steps", "n_params", "wall_s", "fit_s", "samples_per_s", "samples",
@@ -236,6 +239,7 @@ def trial_row(
         "number": number,
         "state": state,
         "phase": phase or rec.get("phase") or "tune",
+        "space": rec.get("space"),
         "value": _num(value),
         "seed": rec.get("seed"),
         "status": rec.get("status") or ("failed" if state == "FAIL" else None),

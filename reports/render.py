@@ -83,6 +83,28 @@ def table(df: pd.DataFrame, caption: str = "", *, max_rows: int = MAX_ROWS) -> B
             "more": more}
 
 
+def readable(value: Any, *, top: bool = True) -> str:
+    """A protocol value as text: a dict as ``key=value, ...``, a list as ``a, b`` (nested ones in
+    parentheses or brackets), anything else as :func:`fmt` writes it."""
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}={readable(v, top=False)}" for k, v in value.items())
+        return inner if top else f"({inner})"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(readable(v, top=False) for v in value)
+        return (inner or "-") if top else f"[{inner}]"
+    return fmt(value)
+
+
+def join_and(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def kv_table(items: Sequence[tuple[str, Any]], caption: str = "") -> Block:
     return table(pd.DataFrame(items, columns=["", "value"]), caption)
 
@@ -118,7 +140,60 @@ class Context:
 
     @cached_property
     def arms(self) -> pd.DataFrame:
-        return stats.arm_summary(self.confirm, level=self.level)
+        """Per arm: confirm numbers plus ``tune_best_val`` from the tuning trials (the selection key)."""
+        return stats.arm_summary(self.confirm, level=self.level, tuning=self.trials)
+
+    @cached_property
+    def family_arms(self) -> pd.DataFrame:
+        """The arms each task's families are compared on (:func:`reports.stats.equal_budget`)."""
+        return stats.equal_budget(self.arms, by=["task"], across="family")
+
+    @cached_property
+    def family_best(self) -> pd.DataFrame:
+        """Each (task, family)'s best arm among :attr:`family_arms` (:func:`reports.stats.best_of`)."""
+        return stats.best_of(self.family_arms, ["task", "family"])
+
+    def family_budget(self, task: str) -> list[Block]:
+        """One sentence on which arms ``task``'s families are compared on, and notes on arms that
+        could not be chosen (no validation value)."""
+        arms = self.arms[self.arms["task"] == task]
+        compared = self.family_arms[self.family_arms["task"] == task]
+        if arms.empty:
+            return []
+        n_arms = arms.groupby("family").size()
+        fams = [str(f) for f in n_arms.index]
+        if len(fams) == 1:
+            blocks = [text(f"Only {fams[0]} has confirm results for this task: its best of "
+                           f"{plural(int(n_arms.iloc[0]), 'arm')} is shown.")]
+        elif compared["common"].any():
+            common = compared[["optimizer", "regularizers"]].drop_duplicates().sort_values(
+                ["optimizer", "regularizers"])
+            labels = ", ".join(arm_label(r) for _, r in common.iterrows())
+            more = [f for f in fams if n_arms[f] > len(common)]
+            if more:
+                blocks = [text(f"Families compared on their common arms: {labels}; {join_and(more)} "
+                               f"{'was' if len(more) == 1 else 'were'} also tuned with other arms ("
+                               + ", ".join(f"{f}: {int(n_arms[f])} in all" for f in more)
+                               + "), shown in the Optimizers and Regularizers sections.")]
+            else:
+                blocks = [text(f"Every family ran the same {plural(len(common), 'arm')} ({labels}): each "
+                               "family's best is chosen among all of them.")]
+        else:
+            counts = ", ".join(f"{f} {plural(int(n), 'arm')}" for f, n in n_arms.items())
+            how = "the budgets differ" if n_arms.nunique() > 1 else "they were tuned on different arms"
+            blocks = [text(f"The families share no arm: each family's best arm is shown, and {how} "
+                           f"({counts}).")]
+        best = self.family_best[self.family_best["task"] == task]
+        unranked = sorted(set(compared["family"].astype(str)) - set(best["family"].astype(str)))
+        bad = compared[stats.selection_keys(compared)["selected_on"].isna()]
+        if unranked:
+            blocks.append(note(f"Not ranked: {join_and(unranked)} (no tuning or confirm validation value "
+                               "on the arms compared, and the test metric never chooses)."))
+        bad = bad[~bad["family"].astype(str).isin(unranked)]
+        if len(bad):
+            blocks.append(note("Not eligible to be chosen (no tuning or confirm validation value): "
+                               + ", ".join(f"{r['family']} {arm_label(r)}" for _, r in bad.iterrows()) + "."))
+        return blocks
 
     @cached_property
     def tasks(self) -> list[str]:
@@ -185,9 +260,14 @@ def provenance(ctx: Context) -> list[Block]:
     methods = sorted(t["energy_method"].dropna().astype(str).unique())
     countries = sorted(t["energy_country"].dropna().astype(str).unique())
     commits = sorted(t["git_commit"].dropna().astype(str).unique())
+    ep = stats.epoch_totals(t)
+    unrecorded = ep["trials"] - ep["recorded"]
     totals = [
         ("studies (arms)", len(data.studies)),
         ("trials", len(t)),
+        ("full-trial equivalents (sum of epochs run / epochs)", ep["full_trials"]),
+        ("epochs run (sum over trials)", ep["epochs_run"]),
+        ("epochs run by pruned trials", ep["epochs_run_pruned"]),
         ("first trial started", t["started_at"].min()),
         ("last trial started", t["started_at"].max()),
         ("git commits", ", ".join(commits) if commits else "not recorded"),
@@ -200,6 +280,9 @@ def provenance(ctx: Context) -> list[Block]:
         ("grid country (emissions factor)", ", ".join(countries) if countries else "not recorded"),
     ]
     blocks.append(kv_table(totals, "Totals"))
+    if unrecorded:
+        blocks.append(note(f"{plural(unrecorded, 'trial')} recorded no epochs run (failed before training, "
+                           "still running, or an older record): not counted in the epochs."))
     if not energy.notna().any():
         blocks.append(note("No trial recorded energy (tracking was off or unavailable): kWh and CO2 "
                            "are not shown."))
@@ -240,11 +323,21 @@ def provenance(ctx: Context) -> list[Block]:
         blocks.append(note("No profile recorded (no study attribute 'profile', no profile.yaml)."))
     proto = data.studies[data.studies["protocol"].map(bool)]
     if len(proto):
-        rows = pd.DataFrame([{"benchmark": r["benchmark"], **r["protocol"]} for _, r in proto.iterrows()])
-        rows = rows.astype(str).drop_duplicates()
-        blocks.append(table(rows, "Tuning protocol (budget per arm)"))
+        rows = pd.DataFrame([{"benchmark": fmt(r["benchmark"]),
+                              **{str(k): readable(v) for k, v in r["protocol"].items()}}
+                             for _, r in proto.iterrows()])
+        rows = rows.fillna("-").drop_duplicates()
+        blocks.append(table(rows, "Tuning protocol (budget per arm; '-': not recorded on that study)"))
     else:
         blocks.append(note("No tuning protocol recorded on the studies."))
+    spaces = stats.search_spaces(t, data.studies)
+    if spaces[["records", "protocol"]].notna().any().any():
+        blocks.append(table(spaces.rename(columns={"records": "space (trial records)",
+                                                   "protocol": "space (study protocol)"}),
+                            "Search space tuned per benchmark (core or full; '-': not recorded)"))
+    else:
+        blocks.append(note("No search space recorded (no record field 'space', no protocol key 'space'): "
+                           "which space was tuned is unknown."))
     return blocks
 
 
@@ -265,19 +358,25 @@ def leaderboard(ctx: Context) -> list[Block]:
         n_tune = int((ctx.trials["phase"] == "tune").sum())
         return [note(f"No completed confirm trials: the leaderboard compares confirm re-runs only "
                      f"({n_tune} tuning trials exist).")]
-    blocks = [text(f"Each family's best arm (optimizer / regularizers), chosen by mean validation metric "
-                   f"over the confirm seeds; numbers are the test metric over those seeds, mean and "
-                   f"{ctx.level:.0%} Student-t interval.")]
-    best = stats.best_of(ctx.arms, ["task", "family"])
+    blocks = [text(f"Each family's best arm (optimizer / regularizers) among the arms the task's families "
+                   f"have in common, chosen on tuning data: the validation metric of the arm's best "
+                   f"completed tuning trial (an arm without one: the mean validation metric of its confirm "
+                   f"seeds; the test metric never chooses). Numbers are the test metric over the confirm "
+                   f"seeds, mean and {ctx.level:.0%} Student-t interval.")]
+    best = ctx.family_best
     for task in ctx.tasks:
         _, direction, _ = ctx.task_info(task)
         b = best[best["task"] == task]
         blocks.append(sub(ctx.task_heading(task)))
+        blocks += ctx.family_budget(task)
         if b.empty:
-            blocks.append(note("No completed confirm trials for this task."))
+            blocks.append(note("No completed confirm trials for this task." if
+                               ctx.arms[ctx.arms["task"] == task].empty else
+                               "No arm of this task has a validation value to be chosen by."))
             continue
         b = b.sort_values("mean", ascending=direction != "maximize")
-        rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r), "n": r["n"],
+        rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r),
+                 "chosen on": stats.SELECTED_ON[r["selected_on"]], "chosen val": r["select_key"], "n": r["n"],
                  "mean": r["mean"], f"{ctx.level:.0%} CI": ci_text(r), "std": r["std"],
                  "params": r["n_params"], "train time s": r["fit_s"], "energy kWh": r["energy_kwh"]}
                 for i, (_, r) in enumerate(b.iterrows())]
@@ -289,18 +388,20 @@ def leaderboard(ctx: Context) -> list[Block]:
 def architectures(ctx: Context) -> list[Block]:
     if ctx.confirm.empty:
         return [note("No completed confirm trials to compare architecture families.")]
-    best = stats.best_of(ctx.arms, ["task", "family"])
+    best = ctx.family_best
     blocks: list[Block] = []
     for task in ctx.tasks:
         metric, direction, _ = ctx.task_info(task)
         b = best[best["task"] == task].sort_values("mean", ascending=direction != "maximize")
         blocks.append(sub(ctx.task_heading(task)))
+        blocks += ctx.family_budget(task)
         if b.empty:
             blocks.append(note("No completed confirm trials for this task."))
             continue
         uri = figures.architecture_figure(ctx.best_trials(b), b, ctx.data.curves, metric)
         blocks.append(figure(uri, f"{task}: families compared",
-                             "Left: each point is one seed of the family's best arm; bar: mean and "
+                             "Left: each point is one seed of the family's best arm (as in the "
+                             "leaderboard); bar: mean and "
                              f"{ctx.level:.0%} CI. Right: validation {metric} per epoch, mean over seeds."))
     return blocks
 
@@ -321,6 +422,12 @@ def optimizers(ctx: Context) -> list[Block]:
             blocks.append(note("No completed trials for this task."))
             continue
         fams = sorted(set(b["family"].astype(str)) | set(tt["family"].astype(str)))
+        a = ctx.arms[ctx.arms["task"] == task]
+        shown = set(zip(b["family"].astype(str), b["optimizer"].astype(str), strict=True))
+        left = sorted({(str(f), str(o)) for f, o in zip(a["family"], a["optimizer"], strict=True)} - shown)
+        if left:
+            blocks.append(note("Not shown (no tuning or confirm validation value to choose an arm by; the "
+                               "test metric never chooses): " + ", ".join(f"{f} {o}" for f, o in left) + "."))
         b = b.sort_values(["family", "mean"], ascending=[True, direction != "maximize"])
         trials = ctx.best_trials(b) if len(b) else ctx.confirm.iloc[0:0]
         uri = figures.optimizer_figure(metric, fams, trials, b, ctx.data.curves, tt)
@@ -332,7 +439,8 @@ def optimizers(ctx: Context) -> list[Block]:
     blocks.append(text(
         "Dolan-More profiles: for each solver, the fraction of problems on which its cost is within a "
         "factor tau of the best solver's. Problems: tasks (families) and task / family pairs "
-        "(optimizers); a solver's result on a problem is the test mean of its best arm. Metrics to "
+        "(optimizers); a solver's result on a problem is the test mean of its best arm (families: among "
+        "their common arms, as in the leaderboard). Metrics to "
         "maximize are turned into costs as 1 - value when all values are <= 1 (accuracy, F1, AUROC: the "
         "error rate), otherwise 1 / value; metrics to minimize are costs as they are; costs are floored "
         f"at {stats.COST_FLOOR:g}. A solver that did not run a problem never counts as solving it."))
@@ -343,7 +451,7 @@ def optimizers(ctx: Context) -> list[Block]:
         if ctx.confirm.empty:
             reasons.append(f"{kind}: no confirm trials")
             continue
-        values, directions = stats.problem_table(stats.best_of(ctx.arms, [*problem, solver]), problem, solver)
+        values, directions = stats.problem_table(best_per(ctx, problem, solver), problem, solver)
         if values.shape[1] < 2:
             reasons.append(f"{kind}: needs >= 2 {kind} to compare, has {values.shape[1]}")
             continue
@@ -355,6 +463,12 @@ def optimizers(ctx: Context) -> list[Block]:
     for r in reasons:
         blocks.append(note(f"No performance profile for {r}."))
     return blocks
+
+
+def best_per(ctx: Context, problem: Sequence[str], solver: str) -> pd.DataFrame:
+    """Each solver's best arm per problem: families on their common arms (:attr:`Context.family_best`),
+    optimizers by :func:`reports.stats.best_of` over their arms."""
+    return ctx.family_best if solver == "family" else stats.best_of(ctx.arms, [*problem, solver])
 
 
 @section("regularizers", "Regularizers")
@@ -497,10 +611,11 @@ def statistics(ctx: Context) -> list[Block]:
     blocks = [text(f"Friedman test over blocks (problems) of the best-arm test means, treatments ranked "
                    f"within each block (1 = best; tasks to minimize are ranked low-to-high); when it "
                    f"rejects at alpha = {ctx.alpha}, the Nemenyi critical difference (CD) tells which "
-                   f"average ranks differ. Only complete blocks (every treatment present) count.")]
+                   f"average ranks differ. Only complete blocks (every treatment present) count. "
+                   f"Families are ranked by their best common arm per task, as in the leaderboard.")]
     for kind, problem, solver in (("families", ["task"], "family"),
                                   ("optimizers", ["task", "family"], "optimizer")):
-        values, directions = stats.problem_table(stats.best_of(ctx.arms, [*problem, solver]), problem, solver)
+        values, directions = stats.problem_table(best_per(ctx, problem, solver), problem, solver)
         blocks.append(sub(f"Ranking of {kind} (blocks: {' / '.join(problem)})"))
         res = stats.friedman(stats.orient(values, directions), "maximize", alpha=ctx.alpha)
         if len(res.ranks):

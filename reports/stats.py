@@ -3,6 +3,11 @@
 Conventions: an *arm* is (task, family, optimizer, regularizers) and is the same arm whichever
 benchmark or machine ran it; the numbers compared are those of the CONFIRM trials (the best tuned
 params re-run with several seeds); ``direction`` is ``maximize`` or ``minimize`` per task.
+
+Which arm represents a group is chosen on tuning-phase data only (:func:`tune_best_val`,
+:func:`best_of`), never on the test metric; families of a task are compared on the arms they all ran
+(:func:`common_arms`, :func:`equal_budget`), so a family tuned over four arms is not set against one
+tuned over one by its best of four.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,18 +66,54 @@ def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[ok]
 
 
-def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
-    """One row per arm of the confirm trials: test mean and CI over seeds, validation mean, cost.
+def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, the validation value of its best tuning trial: the selection key of :func:`best_of`.
+
+    Only tuning-phase data: trials with phase ``tune``, state ``COMPLETE`` and a finite ``val`` (the
+    record's validation primary metric). The best is the largest value when the arm's ``direction``
+    (its first recorded one) is ``maximize``, the smallest when it is ``minimize``. Confirm and test
+    values are never read.
+
+    Returns:
+        One row per arm that has such a trial: ``ARM`` columns, ``tune_best_val``, ``n_tune`` (the
+        complete tuning trials with a finite ``val``). Arms without one are absent.
+    """
+    cols = [*ARM, "tune_best_val", "n_tune"]
+    if trials.empty:
+        return pd.DataFrame(columns=cols)
+    val = pd.to_numeric(trials["val"], errors="coerce").astype(float)
+    ok = (trials["phase"] == "tune") & (trials["state"] == "COMPLETE") & np.isfinite(val)
+    t = trials[ok].assign(val=val[ok])
+    rows = []
+    for key, g in t.groupby(ARM, sort=True, dropna=False):
+        direction = g["direction"].dropna()
+        low = len(direction) > 0 and direction.iloc[0] == "minimize"
+        rows.append({**dict(zip(ARM, key, strict=True)),
+                     "tune_best_val": float(g["val"].min() if low else g["val"].max()), "n_tune": len(g)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
+                tuning: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per arm of the confirm trials: test mean and CI over seeds, validation, cost.
+
+    Args:
+        confirm: the confirm trials (:func:`confirm_trials`); they give every reported number.
+        level: confidence level of the test-mean interval.
+        tuning: a trial frame (all phases may be in it) whose tuning trials give ``tune_best_val``
+            (:func:`tune_best_val`); ``None``: that column is NaN for every arm.
 
     Columns: ``ARM``, ``metric``, ``direction``, ``n``, ``mean``, ``std``, ``half_width``,
-    ``ci_low``, ``ci_high`` (test primary metric), ``val_mean``, ``gap_mean``, ``n_params``
+    ``ci_low``, ``ci_high`` (test primary metric), ``val_mean`` (confirm seeds' mean validation
+    metric), ``tune_best_val`` and ``n_tune`` (validation value of the arm's best complete tuning
+    trial and how many there were: the selection key of :func:`best_of`), ``gap_mean``, ``n_params``
     (median), ``fit_s`` (mean seconds), ``samples_per_s`` (mean), ``energy_kwh`` and
     ``emissions_kg`` (mean per trial), ``time_to_target_s`` and ``energy_to_target_kwh`` (mean over
     the seeds that reached the target), ``reached`` (how many seeds reached it).
     """
     cols = [*ARM, "metric", "direction", "n", "mean", "std", "half_width", "ci_low", "ci_high",
-            "val_mean", "gap_mean", "n_params", "fit_s", "samples_per_s", "energy_kwh", "emissions_kg",
-            "time_to_target_s", "energy_to_target_kwh", "reached"]
+            "val_mean", "tune_best_val", "n_tune", "gap_mean", "n_params", "fit_s", "samples_per_s",
+            "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh", "reached"]
     if confirm.empty:
         return pd.DataFrame(columns=cols)
     ci = mean_ci(confirm, ARM, "test", level=level)
@@ -84,24 +126,173 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
         energy_to_target_kwh=("energy_to_target_kwh", "mean"), reached=("reached", "sum"),
     ).reset_index()
     out = ci.merge(agg, on=ARM, how="left")
+    tune = tune_best_val(tuning) if tuning is not None else pd.DataFrame(columns=[*ARM, "tune_best_val",
+                                                                                   "n_tune"])
+    out = out.merge(tune, on=ARM, how="left")
+    out["tune_best_val"] = out["tune_best_val"].astype(float)
+    out["n_tune"] = out["n_tune"].fillna(0).astype(int)
     return out[cols]
 
 
-def best_of(summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """The best arm per group of ``by`` columns, chosen by mean *validation* metric.
+SELECTED_ON = {"tune": "best tuning trial's val", "confirm": "confirm seeds' mean val"}
 
-    Selecting on validation keeps the test numbers honest (choosing on test would bias them
-    upward); when no validation value exists the test mean decides.
+
+def selection_keys(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each arm's selection key for :func:`best_of` and where it comes from (never the test metric).
+
+    The key is ``tune_best_val`` (validation value of the arm's best tuning trial) when finite, else
+    ``val_mean`` (the confirm seeds' mean validation metric) when finite, else NaN: that arm is not
+    eligible. A missing column counts as all NaN.
+
+    Returns:
+        Indexed like ``summary``: ``select_key`` (float) and ``selected_on`` (``tune``, ``confirm``
+        or ``None`` for an ineligible arm).
+    """
+    def col(name: str) -> pd.Series:
+        if name not in summary:
+            return pd.Series(np.nan, index=summary.index, dtype=float)
+        return pd.to_numeric(summary[name], errors="coerce").astype(float)
+
+    tune, conf = col("tune_best_val"), col("val_mean")
+    has_tune, has_conf = np.isfinite(tune), np.isfinite(conf)
+    key = tune.where(has_tune, conf.where(has_conf))
+    on = pd.Series(np.where(has_tune, "tune", np.where(has_conf, "confirm", None)), index=summary.index,
+                   dtype=object)
+    return pd.DataFrame({"select_key": key, "selected_on": on}, index=summary.index)
+
+
+def best_of(summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """The best eligible arm per group of ``by`` columns, chosen on tuning-phase validation data.
+
+    The key is :func:`selection_keys`: the validation value of the arm's best tuning trial
+    (``tune_best_val``), or, for an arm without one, its confirm seeds' mean validation metric
+    (``val_mean``). The test metric never chooses: choosing on test, or on the very confirm runs that
+    are reported, would bias the reported numbers upward. An arm with neither value is not eligible;
+    a group without an eligible arm is left out (callers say so).
+
+    Returns:
+        One row per group with an eligible arm: the chosen ``summary`` row plus ``select_key`` and
+        ``selected_on``.
     """
     if summary.empty:
-        return summary.copy()
+        return summary.assign(select_key=pd.Series(dtype=float), selected_on=pd.Series(dtype=object))
+    keyed = pd.concat([summary, selection_keys(summary)], axis=1)
     picks = []
-    for _, g in summary.groupby(list(by), sort=True, dropna=False):
-        direction = g["direction"].iloc[0]
-        key = g["val_mean"].where(np.isfinite(g["val_mean"].astype(float)), g["mean"]).astype(float)
-        key = -key if direction == "maximize" else key
-        picks.append(g.loc[key.idxmin()] if key.notna().any() else g.iloc[0])
-    return pd.DataFrame(picks).reset_index(drop=True)
+    for _, g in keyed.groupby(list(by), sort=True, dropna=False):
+        g = g[g["selected_on"].notna()]
+        if g.empty:
+            continue
+        key = g["select_key"].astype(float)
+        picks.append(g.loc[(key if g["direction"].iloc[0] == "minimize" else -key).idxmin()])
+    return pd.DataFrame(picks, columns=keyed.columns).reset_index(drop=True)
+
+
+def _arm_columns(by: Sequence[str], across: str) -> list[str]:
+    return [c for c in ARM if c not in {*by, across}]
+
+
+def common_arms(summary: pd.DataFrame, *, by: Sequence[str] = ("task",),
+                across: str = "family") -> pd.DataFrame:
+    """Per ``by`` group, the arms every ``across`` group in it has a row (confirm results) for.
+
+    With the defaults: per task, the (optimizer, regularizers) combinations that every family of the
+    task has confirm results for, so families can be compared on equal tuning budgets.
+
+    Returns:
+        ``[*by, *arm]`` columns (``arm``: the :data:`ARM` columns not in ``by`` nor ``across``), one
+        row per common arm, sorted; a group whose members share no arm has no row.
+    """
+    by, arm = list(by), _arm_columns(by, across)
+    rows = []
+    for key, g in summary.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        sets = [set(map(tuple, m[arm].astype(str).to_numpy())) for _, m in g.groupby(across, dropna=False)]
+        rows += [{**dict(zip(by, key, strict=True)), **dict(zip(arm, a, strict=True))}
+                 for a in sorted(set.intersection(*sets))] if sets else []
+    return pd.DataFrame(rows, columns=[*by, *arm])
+
+
+def equal_budget(summary: pd.DataFrame, *, by: Sequence[str] = ("task",),
+                 across: str = "family") -> pd.DataFrame:
+    """The rows of ``summary`` on which the ``across`` groups of each ``by`` group are compared.
+
+    Within each group only the :func:`common_arms` are kept, so that (with the defaults) a family
+    tuned over four arms is not set against one tuned over one by its best of four. When the members
+    share no arm every row is kept (their budgets differ). Pass the result to :func:`best_of` with
+    ``[*by, across]``.
+
+    Returns:
+        The kept rows plus ``n_arms`` (how many arms that ``across`` member has in its ``by`` group)
+        and ``common`` (True: restricted to common arms; False: no common arm, every arm kept).
+    """
+    by, arm = list(by), _arm_columns(by, across)
+    if summary.empty:
+        return summary.assign(n_arms=pd.Series(dtype=int), common=pd.Series(dtype=bool))
+    out = summary.copy()
+    out["n_arms"] = out.groupby([*by, across], dropna=False)[arm[0]].transform("size").astype(int)
+    common = common_arms(summary, by=by, across=across).astype(str)
+    keys = out[[*by, *arm]].astype(str)
+    has_common = keys[by].merge(common[by].drop_duplicates().assign(_c=True), on=by, how="left")["_c"]
+    in_common = keys.merge(common.assign(_a=True), on=[*by, *arm], how="left")["_a"]
+    out["common"] = has_common.notna().to_numpy()
+    return out[~out["common"].to_numpy() | in_common.notna().to_numpy()]
+
+
+def epoch_totals(trials: pd.DataFrame) -> dict[str, float]:
+    """The compute the trials actually spent, in epochs (a pruned trial is not a full trial).
+
+    Returns:
+        ``epochs_run`` (sum over the trials that recorded it), ``epochs_run_pruned`` (the part run by
+        PRUNED trials), ``full_trials`` (full-trial equivalents: the sum of ``epochs_run / epochs``
+        over the trials that recorded both, with ``epochs > 0``), ``recorded`` (how many trials
+        recorded ``epochs_run``) and ``trials`` (how many trials in all). Ten trials pruned after 2
+        of 20 epochs are 20 epochs and 1 full-trial equivalent.
+    """
+    run = pd.to_numeric(trials["epochs_run"], errors="coerce").astype(float)
+    planned = pd.to_numeric(trials["epochs"], errors="coerce").astype(float)
+    has_run = np.isfinite(run)
+    frac = np.isfinite(planned) & (planned > 0) & has_run
+    return {"epochs_run": float(run[has_run].sum()),
+            "epochs_run_pruned": float(run[has_run & (trials["state"] == "PRUNED")].sum()),
+            "full_trials": float((run[frac] / planned[frac]).sum()),
+            "recorded": int(has_run.sum()), "trials": len(trials)}
+
+
+def search_spaces(trials: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark, which search space was tuned: from the trial records and the study protocols.
+
+    Args:
+        trials: the trial frame (its ``benchmark`` and ``space`` columns; ``space`` is ``core``,
+            ``full`` or missing).
+        studies: the study frame (its ``benchmark`` and ``protocol`` dicts, key ``space``).
+
+    Returns:
+        One row per benchmark of either frame, sorted: ``benchmark`` (``unknown`` when not recorded),
+        ``records`` (``core (40 trials)``, several joined by ``, ``; missing when no trial of it
+        records a space) and ``protocol`` (the distinct protocol ``space`` values joined by ``, ``;
+        missing when no study of it records one).
+    """
+    def bench(value: Any) -> str:
+        return "unknown" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+    records: dict[str, list[str]] = {}
+    protocol: dict[str, set[str]] = {}
+    for b in [*trials["benchmark"], *studies["benchmark"]]:
+        records.setdefault(bench(b), [])
+    if "space" in trials:
+        t = trials[trials["space"].notna()]
+        for b, g in t.groupby(t["benchmark"].map(bench), sort=True):
+            counts = g["space"].astype(str).value_counts().sort_index()
+            records[b] = [f"{s} ({n} trial{'s' if n != 1 else ''})" for s, n in counts.items()]
+    for _, row in studies.iterrows():
+        proto = row["protocol"]
+        space = proto.get("space") if isinstance(proto, dict) else None
+        if space is not None:
+            protocol.setdefault(bench(row["benchmark"]), set()).add(str(space))
+    rows = [{"benchmark": b, "records": ", ".join(r) or None,
+             "protocol": ", ".join(sorted(protocol[b])) if b in protocol else None}
+            for b, r in sorted(records.items())]
+    return pd.DataFrame(rows, columns=["benchmark", "records", "protocol"])
 
 
 def rank_table(values: pd.DataFrame, direction: str) -> pd.DataFrame:

@@ -259,23 +259,40 @@ def print_arms(result: Any, title: str | None = None) -> None:
 
 
 def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
-    """Per arm: done tuning trials and the mean confirm test metric."""
+    """Per arm: done tuning trials, the best tuning trial and the defaults trial (validation and
+    test metric), and the mean confirm test metric."""
     import optuna
 
-    from suite.tune import PHASE_CONFIRM, arm_trial_counts, open_storage, phase_of
+    from suite.tune import PHASE_CONFIRM, PHASE_TUNE, arm_trial_counts, open_storage, phase_of
+
+    def shown_trial(t: Any, what: str, metric: str) -> str:
+        if t is None:
+            return f"{what}: -"
+        m = t.user_attrs.get("record", {}).get("metrics") or {}
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in t.params.items())
+        return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
+                f"{m.get(f'test/{metric}', float('nan')):.4f}" + (f" ({params})" if params else ""))
 
     store = open_storage(storage, heartbeat=False)
     rows = []
     for name in studies:
         study = optuna.load_study(study_name=name, storage=store)
         counts = arm_trial_counts(study)
+        tune = [t for t in study.get_trials(deepcopy=False)
+                if phase_of(t) == PHASE_TUNE and t.state == optuna.trial.TrialState.COMPLETE]
+        sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+        best = max(tune, key=lambda t: (sign * t.value, -t.number)) if tune else None
+        defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
         values = [t.user_attrs["record"].get("primary", {}).get("value")
                   for t in study.get_trials(deepcopy=False)
                   if phase_of(t) == PHASE_CONFIRM and "record" in t.user_attrs]
         values = [v for v in values if v is not None]
         metric = study.user_attrs.get("metric", "")
         shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
-        rows.append({"arm": name, "tune": counts["tune"], "confirm": shown})
+        rows.append({"arm": name, "tune": counts["tune"], "confirm": shown,
+                     "best": shown_trial(best, "best", metric),
+                     "defaults": shown_trial(defaults, "defaults", metric)})
     return rows
 
 
@@ -289,15 +306,26 @@ def tune(
     trials: Annotated[int, typer.Option(help="tuning trials")] = 10,
     confirm_seeds: Annotated[int, typer.Option(help="confirm re-runs with fresh seeds")] = 0,
     epochs: Annotated[int | None, typer.Option(help="epoch budget per trial")] = None,
-    pruner: Annotated[str, typer.Option(help="median, hyperband or none")] = "median",
+    pruner: Annotated[str, typer.Option(help="auto (median from 10 trials, none below), median, hyperband "
+                                             "or none")] = "auto",
+    space: Annotated[str | None, typer.Option(help="core (lr, regularizer strengths, two family sizes) or "
+                                                   "full (every declared param) [default: core below 16 "
+                                                   "trials, full from 16]")] = None,
+    sampler_seed: Annotated[int | None, typer.Option(
+        help="seed of the sampler [default: derived from --study]")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL or journal file")] = None,
-    study: Annotated[str, typer.Option(help="benchmark name (study-name prefix)")] = "tune",
+    study: Annotated[str, typer.Option(help="benchmark name (study-name prefix; also seeds the sampler "
+                                            "unless --sampler-seed is given)")] = "tune",
     out_dir: Annotated[Path, typer.Option("--out", help="run folder")] = Path("runs/tune"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log W&B runs")] = False,
     no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
 ) -> None:
-    """Tune one arm with Optuna (one study), optionally confirming the best params on fresh seeds."""
+    """Tune one arm with Optuna (one study), optionally confirming the best params on fresh seeds.
+
+    The same protocol as a benchmark arm: trial 0 = the defaults, Sobol start-up, then TPE."""
+    import zlib
+
     from suite.benchmark import run_benchmark
     from suite.params import parse_assignments
     from suite.profile import parse_profile
@@ -306,11 +334,14 @@ def tune(
     try:
         resolve_device(device)
         data = {"name": study, "tune_trials": trials, "confirm_seeds": confirm_seeds, "pruner": pruner,
+                "sampler_seed": zlib.crc32(study.encode()) % 2**31 if sampler_seed is None else sampler_seed,
                 "matrix": [{"tasks": [task], "families": [family], "optimizers": [optimizer],
                             "regularizers": [list(regularizer or ["none"])],
                             "params": parse_assignments(param or ())}]}
         if epochs is not None:
             data["epochs"] = epochs
+        if space is not None:
+            data["space"] = space
         prof = parse_profile(data, "suite tune")
         result = run_benchmark(prof, out_dir=out_dir, storage=storage, device=device,
                                wandb=False if no_wandb else None, energy=False if no_energy else None,
@@ -318,7 +349,8 @@ def tune(
     except SuiteError as exc:
         fail(str(exc))
     for row in arm_summaries(result.storage, result.studies):
-        out.print(f"{row['arm']}: {row['tune']} tuning trials done; confirm {row['confirm']}")
+        out.print(f"{row['arm']}: {row['tune']} tuning trials done; {row['best']}; {row['defaults']}; "
+                  f"confirm {row['confirm']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -2,7 +2,14 @@
 
 Batch, mini-batch and stochastic gradient descent are all ``sgd``: set ``batch_size`` to the
 training-set size, to B, or to 1. Weight decay is not an optimizer param: it is the ``l2``
-regularizer, which every optimizer here accepts (decoupled for ``adamw``, coupled otherwise).
+regularizer, which every optimizer here accepts (decoupled for ``adamw``, coupled otherwise, each
+with its own default and range).
+
+Search spaces (the protocol's, written down in the README): every learning rate is tuned on a log
+scale over a range of about a factor 10 below and 10-30 above its default, so that the default sits
+in the middle third of the range (SGD family about 1e-3..0.3-1, the adaptive methods 1e-4..1e-2-3e-2,
+as in Choi et al. 2019 and AlgoPerf's baselines); momentum, Adam's betas and RMSprop's smoothing are
+tuned as ``1 - value`` on a log scale.
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ class OptimizerSpec:
         build: ``build(parameters, params, weight_decay) -> torch.optim.Optimizer``.
         params: declared hyperparameters (always including ``lr``).
         description: one line.
+        decoupled_weight_decay: the optimizer applies weight decay apart from the gradient (AdamW),
+            so the ``l2`` regularizer takes its decoupled default and range.
     """
 
     name: str
     build: Build
     params: tuple[Param, ...]
     description: str = ""
+    decoupled_weight_decay: bool = False
 
     def summary(self) -> dict:
         return {
@@ -46,53 +56,61 @@ class OptimizerSpec:
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
 
 
-def lr(default: float) -> Param:
-    return Param("lr", default, low=1e-6, high=10.0, log=True, search=(1e-4, 1e-1) if default < 0.05
-                 else (1e-3, 1.0), help="learning rate")
+def lr(default: float, low: float, high: float) -> Param:
+    """The learning rate: ``default``, tuned on a log scale over ``[low, high]`` (core space)."""
+    return Param("lr", default, low=1e-6, high=10.0, log=True, search=(low, high), core=True,
+                 help="learning rate")
 
 
-MOMENTUM = Param("momentum", 0.9, low=0.0, high=0.999, search=(0.5, 0.99), help="momentum factor")
-BETA1 = Param("beta1", 0.9, low=0.0, high=0.9999, search=(0.8, 0.95), help="Adam beta1")
-BETA2 = Param("beta2", 0.999, low=0.0, high=0.99999, search=(0.99, 0.9999), help="Adam beta2")
+MOMENTUM = Param("momentum", 0.9, low=0.0, high=0.999, search=(0.5, 0.99), complement=True,
+                 help="momentum factor (tuned as 1 - momentum, log scale)")
+BETA1 = Param("beta1", 0.9, low=0.0, high=0.9999, search=(0.7, 0.98), complement=True,
+              help="Adam beta1 (tuned as 1 - beta1, log scale)")
+BETA2 = Param("beta2", 0.999, low=0.0, high=0.99999, search=(0.99, 0.9999), complement=True,
+              help="Adam beta2 (tuned as 1 - beta2, log scale)")
 
 
-def _add(name: str, params: tuple[Param, ...], description: str) -> Callable[[Build], Build]:
+def _add(name: str, params: tuple[Param, ...], description: str,
+         decoupled_weight_decay: bool = False) -> Callable[[Build], Build]:
     def decorator(build: Build) -> Build:
-        OPTIMIZERS.add(name, OptimizerSpec(name, build, params, description))
+        OPTIMIZERS.add(name, OptimizerSpec(name, build, params, description, decoupled_weight_decay))
         return build
 
     return decorator
 
 
-@_add("sgd", (lr(0.05),), "plain SGD; batch/mini-batch/stochastic GD by batch_size = N / B / 1")
+@_add("sgd", (lr(0.05, 1e-3, 1.0),), "plain SGD; batch/mini-batch/stochastic GD by batch_size = N / B / 1")
 def _sgd(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], weight_decay=wd)
 
 
-@_add("momentum", (lr(0.02), MOMENTUM), "SGD with heavy-ball momentum")
+@_add("momentum", (lr(0.02, 1e-3, 0.3), MOMENTUM), "SGD with heavy-ball momentum")
 def _momentum(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], weight_decay=wd)
 
 
-@_add("nesterov", (lr(0.02), MOMENTUM), "SGD with Nesterov momentum")
+@_add("nesterov", (lr(0.02, 1e-3, 0.3), MOMENTUM), "SGD with Nesterov momentum")
 def _nesterov(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], nesterov=True, weight_decay=wd)
 
 
-@_add("adam", (lr(1e-3), BETA1, BETA2), "Adam (weight decay coupled, as L2 in the gradient)")
+@_add("adam", (lr(1e-3, 1e-4, 3e-2), BETA1, BETA2), "Adam (weight decay coupled, as L2 in the gradient)")
 def _adam(ps, p, wd):
     return torch.optim.Adam(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
 
 
-@_add("adamw", (lr(1e-3), BETA1, BETA2), "AdamW (weight decay decoupled)")
+@_add("adamw", (lr(1e-3, 1e-4, 3e-2), BETA1, BETA2), "AdamW (weight decay decoupled)",
+      decoupled_weight_decay=True)
 def _adamw(ps, p, wd):
     return torch.optim.AdamW(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
 
 
 @_add(
     "rmsprop",
-    (lr(1e-3), Param("alpha", 0.99, low=0.0, high=0.9999, search=(0.9, 0.999), help="smoothing"),
-     Param("momentum", 0.0, low=0.0, high=0.999, search=(0.0, 0.95), help="momentum factor")),
+    (lr(1e-3, 1e-4, 1e-2),
+     Param("alpha", 0.99, low=0.0, high=0.9999, search=(0.9, 0.999), complement=True,
+           help="smoothing of the squared gradients (tuned as 1 - alpha, log scale)"),
+     Param("momentum", 0.0, low=0.0, high=0.999, search=(0.0, 0.9), help="momentum factor")),
     "RMSprop",
 )
 def _rmsprop(ps, p, wd):
@@ -101,7 +119,7 @@ def _rmsprop(ps, p, wd):
     )
 
 
-@_add("adagrad", (lr(0.01),), "Adagrad")
+@_add("adagrad", (lr(0.01, 1e-3, 0.3),), "Adagrad")
 def _adagrad(ps, p, wd):
     return torch.optim.Adagrad(ps, lr=p["lr"], weight_decay=wd)
 

@@ -31,7 +31,14 @@ class Param:
         choices: allowed values for categorical params.
         log: sample on a log scale when tuning.
         search: narrower range ``(low, high)`` or subset of choices to tune over; default = allowed.
+            Centre it on the default: a short search must be able to cover it.
         tune: whether the param belongs to the Optuna search space at all.
+        core: part of the ``core`` search space (``space: core`` in a profile): the learning rate,
+            each regularizer's strength and at most two size params per family. ``space: full``
+            tunes every ``tune`` param.
+        complement: tune ``1 - value`` on a log scale (momentum, Adam's betas: 0.9, 0.99 and 0.999
+            are equally far apart); Optuna sees the param as ``1-<name>``. ``search`` stays in
+            the param's own units.
         help: one line, with units.
     """
 
@@ -43,10 +50,43 @@ class Param:
     log: bool = False
     search: tuple[Value, ...] | None = None
     tune: bool = True
+    core: bool = False
+    complement: bool = False
     help: str = ""
 
     def __post_init__(self) -> None:
         self.validate(self.default)
+        if self.complement and (self.type is not float or self.search is None
+                                or not 0 <= self.search[0] < self.search[1] < 1):
+            raise ValueError(f"param {self.name}: complement needs a float search range inside [0, 1), "
+                             f"got {self.search!r}")
+
+    @property
+    def optuna_name(self) -> str:
+        """The name of this param in an Optuna trial (``1-momentum`` for a complement param)."""
+        return f"1-{self.name}" if self.complement else self.name
+
+    def to_optuna(self, value: Value) -> Value:
+        """``value`` as the Optuna trial stores it (for enqueueing a known point)."""
+        return round(1.0 - float(value), 12) if self.complement else value
+
+    def search_range(self) -> tuple[Value, ...]:
+        """The values tuned over: ``(low, high)`` for numbers, the choices otherwise."""
+        if self.choices is not None or self.type in (bool, str):
+            return tuple(self.search or self.choices or ((False, True) if self.type is bool else ()))
+        lo, hi = self.search if self.search is not None else (self.low, self.high)
+        if lo is None or hi is None:
+            raise ValueError(f"param {self.name} needs a bounded search range to be tuned")
+        return lo, hi
+
+    def describe_search(self) -> str:
+        """One line: what is tuned and how (``lr: log [0.0001, 0.03]``)."""
+        rng = self.search_range()
+        if self.choices is not None or self.type in (bool, str):
+            return f"{self.name}: one of {', '.join(map(str, rng))}"
+        scale = "1 - value on a log scale" if self.complement else "log" if self.log else "linear"
+        kind = "integer " if self.type is int else ""
+        return f"{self.name}: {kind}{scale} [{rng[0]:g}, {rng[1]:g}] (default {self.default:g})"
 
     @property
     def type(self) -> type:
@@ -106,13 +146,13 @@ class Param:
 
     def suggest(self, trial: Any) -> Value:
         """Sample this param from an Optuna ``trial`` over its search space."""
-        space = self.search
+        rng = self.search_range()
         if self.choices is not None or self.type in (bool, str):
-            options = space or self.choices or ((False, True) if self.type is bool else ())
-            return trial.suggest_categorical(self.name, list(options))
-        lo, hi = space if space is not None else (self.low, self.high)
-        if lo is None or hi is None:
-            raise ValueError(f"param {self.name} needs a bounded search range to be tuned")
+            return trial.suggest_categorical(self.name, list(rng))
+        lo, hi = rng
+        if self.complement:
+            rest = trial.suggest_float(self.optuna_name, 1.0 - float(hi), 1.0 - float(lo), log=True)
+            return self.validate(round(1.0 - rest, 12))
         if self.type is int:
             return trial.suggest_int(self.name, int(lo), int(hi), log=self.log)
         return trial.suggest_float(self.name, float(lo), float(hi), log=self.log)

@@ -6,10 +6,11 @@ families not compatible with a task and out-of-range params all give one clear e
 Format (see ``suite/profiles/quick.yaml``)::
 
     name: quick                   # folder name under runs/ and study-name prefix
-    tune_trials: 3                # Optuna trials per arm (equal for every arm)
+    tune_trials: 4                # Optuna trials per arm (equal for every arm); trial 0 = defaults
     confirm_seeds: 2              # re-runs of each arm's best params with fresh seeds
-    pruner: median                # median | hyperband | none
-    sampler_seed: 0               # TPESampler seed (plus a stable per-arm offset)
+    space: core                   # core | full; default core below 16 trials, full from 16
+    pruner: auto                  # auto (median from 10 trials, none below) | median | hyperband | none
+    sampler_seed: 0               # one seed for every arm's sampler (Sobol start-up, then TPE)
     seed: 0                       # training seed of tuning trials; confirm seeds are seed+1..seed+K
     epochs: 6                     # int, or {default: 6, mnist1d: 10}; same for every arm of a task
     matrix:                       # each entry expands to the product of its lists
@@ -34,9 +35,14 @@ import yaml
 
 from suite.errors import SuiteError
 
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("auto", "median", "hyperband", "none")
+SPACES = ("core", "full")
+# Below these budgets per arm, pruning and the full search space do more harm than good: a median
+# over a handful of trials stops slow starters at random, and 4-8 trials cannot cover 8-12 dimensions.
+MIN_TRIALS_TO_PRUNE = 10
+MIN_TRIALS_FULL_SPACE = 16
 PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "pruner", "sampler_seed", "seed",
-                "epochs", "matrix", "tracking"}
+                "epochs", "matrix", "tracking", "space"}
 ENTRY_KEYS = {"tasks", "families", "optimizers", "regularizers", "params", "epochs"}
 TRACKING_KEYS = {"wandb", "energy", "country"}
 
@@ -63,7 +69,8 @@ class Profile:
     tune_trials: int
     confirm_seeds: int
     arms: tuple[Arm, ...]
-    pruner: str = "median"
+    pruner: str = "none"
+    space: str = "core"
     sampler_seed: int = 0
     seed: int = 0
     description: str = ""
@@ -73,7 +80,8 @@ class Profile:
     def settings(self) -> dict[str, Any]:
         """JSON-able summary stored on every study (``profile`` user attr)."""
         return {"name": self.name, "tune_trials": self.tune_trials, "confirm_seeds": self.confirm_seeds,
-                "pruner": self.pruner, "sampler_seed": self.sampler_seed, "seed": self.seed,
+                "pruner": self.pruner, "space": self.space, "sampler_seed": self.sampler_seed,
+                "seed": self.seed,
                 "arms": len(self.arms), "description": self.description}
 
 
@@ -155,9 +163,18 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
         raise SuiteError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")
     tune_trials = _int(data, "tune_trials", 4, 1, where)
     confirm_seeds = _int(data, "confirm_seeds", 2, 0, where)
-    pruner = data.get("pruner", "median")
+    pruner = data.get("pruner", "auto")
     if pruner not in PRUNERS:
         raise SuiteError(f"{where}: pruner {pruner!r} is not valid; allowed: {', '.join(PRUNERS)}")
+    if pruner == "auto":
+        pruner = "median" if tune_trials >= MIN_TRIALS_TO_PRUNE else "none"
+    elif pruner != "none" and tune_trials < MIN_TRIALS_TO_PRUNE:
+        raise SuiteError(f"{where}: pruner {pruner!r} needs tune_trials >= {MIN_TRIALS_TO_PRUNE}, got "
+                         f"{tune_trials} (below that a pruner stops trials on the noise of a few others); "
+                         "use pruner: none or auto")
+    space = data.get("space", "core" if tune_trials < MIN_TRIALS_FULL_SPACE else "full")
+    if space not in SPACES:
+        raise SuiteError(f"{where}: space {space!r} is not valid; allowed: {', '.join(SPACES)}")
     tracking = data.get("tracking", {}) or {}
     if not isinstance(tracking, dict):
         raise SuiteError(f"{where}: tracking must be a mapping, got {tracking!r}")
@@ -196,6 +213,7 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
             arms.append(arm)
     return Profile(
         name=name, tune_trials=tune_trials, confirm_seeds=confirm_seeds, arms=tuple(arms), pruner=pruner,
+        space=space,
         sampler_seed=_int(data, "sampler_seed", 0, 0, where), seed=_int(data, "seed", 0, 0, where),
         description=str(data.get("description", "")), tracking=tracking, source=data,
     )

@@ -4,7 +4,8 @@ Each declares its strength as a param (tunable by Optuna) and acts through one o
 
 * ``dropout``, ``batchnorm``: params the family's network reads (only families that declare support);
 * ``l1``: a penalty added to the training loss;
-* ``l2``: weight decay passed to the optimizer (decoupled for AdamW, coupled for the others);
+* ``l2``: weight decay passed to the optimizer: coupled (L2 in the gradient) for most optimizers,
+  default 1e-4 tuned over 1e-5..1e-3; decoupled for AdamW, default 1e-2 tuned over 1e-3..1e-1;
 * ``grad_clip``: Lightning's gradient clipping by global norm;
 * ``early_stopping``: stop after ``patience`` epochs without improvement of the validation metric,
   then restore the best epoch's weights;
@@ -33,8 +34,11 @@ class Regularizer:
 
     Args:
         name: registry name.
-        params: declared params (the strength).
+        params: declared params (the strength; in the ``core`` search space).
         description: one line.
+        decoupled_params: replace ``params`` when the optimizer decouples weight decay (AdamW):
+            its scale differs from coupled L2's by orders of magnitude, so it has its own default
+            and range.
         network_params: names of params the family's network must read (``dropout``).
         penalty: ``penalty(module, params) -> tensor`` added to the training loss.
         weight_decay: ``weight_decay(params) -> float`` handed to the optimizer.
@@ -46,6 +50,7 @@ class Regularizer:
     name: str
     params: tuple[Param, ...] = ()
     description: str = ""
+    decoupled_params: tuple[Param, ...] | None = None
     network_params: tuple[str, ...] = ()
     penalty: Callable[[torch.nn.Module, Mapping[str, Any]], torch.Tensor] | None = None
     weight_decay: Callable[[Mapping[str, Any]], float] | None = None
@@ -53,12 +58,21 @@ class Regularizer:
     callbacks: Callable[[Mapping[str, Any], str, str], list[Callback]] | None = None
     augment: bool = False
 
+    def params_for(self, optimizer: Any) -> tuple[Param, ...]:
+        """The params of this regularizer under ``optimizer`` (an ``OptimizerSpec``)."""
+        if self.decoupled_params is not None and getattr(optimizer, "decoupled_weight_decay", False):
+            return self.decoupled_params
+        return self.params
+
     def summary(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "params": {p.name: p.default for p in self.params},
         }
+        if self.decoupled_params is not None:
+            out["params_decoupled"] = {p.name: p.default for p in self.decoupled_params}
+        return out
 
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
@@ -99,7 +113,8 @@ for _reg in (
     Regularizer("none", description="baseline: no regularization"),
     Regularizer(
         "dropout",
-        (Param("dropout", 0.2, low=0.0, high=0.95, search=(0.0, 0.5), help="drop probability"),),
+        (Param("dropout", 0.2, low=0.0, high=0.95, search=(0.0, 0.5), core=True,
+               help="drop probability"),),
         "dropout after each hidden layer (off in eval)",
         network_params=("dropout",),
     ),
@@ -111,28 +126,30 @@ for _reg in (
     ),
     Regularizer(
         "l1",
-        (Param("l1", 1e-5, low=0.0, high=1.0, log=True, search=(1e-7, 1e-3),
+        (Param("l1", 1e-5, low=0.0, high=1.0, log=True, search=(1e-6, 1e-4), core=True,
                help="L1 penalty coefficient on weights"),),
         "L1 penalty on weights added to the loss",
         penalty=l1_penalty,
     ),
     Regularizer(
         "l2",
-        (Param("weight_decay", 1e-4, low=0.0, high=1.0, log=True, search=(1e-6, 1e-2),
-               help="weight decay (decoupled for adamw)"),),
-        "L2 weight decay through the optimizer",
+        (Param("weight_decay", 1e-4, low=0.0, high=1.0, log=True, search=(1e-5, 1e-3), core=True,
+               help="coupled L2 weight decay (added to the gradient)"),),
+        "L2 weight decay through the optimizer (decoupled for adamw)",
+        decoupled_params=(Param("weight_decay", 1e-2, low=0.0, high=10.0, log=True, search=(1e-3, 1e-1),
+                                core=True, help="decoupled weight decay (AdamW)"),),
         weight_decay=lambda p: p["weight_decay"],
     ),
     Regularizer(
         "grad_clip",
-        (Param("clip", 1.0, low=1e-3, high=1e3, log=True, search=(0.1, 10.0),
+        (Param("clip", 1.0, low=1e-3, high=1e3, log=True, search=(0.1, 10.0), core=True,
                help="max global gradient norm"),),
         "gradient clipping by global norm",
         trainer_kwargs=lambda p: {"gradient_clip_val": p["clip"], "gradient_clip_algorithm": "norm"},
     ),
     Regularizer(
         "early_stopping",
-        (Param("patience", 5, low=1, high=1000, search=(2, 10),
+        (Param("patience", 5, low=1, high=1000, search=(2, 10), core=True,
                help="epochs without validation improvement before stopping"),),
         "stop on a validation plateau and restore the best epoch's weights",
         callbacks=lambda p, monitor, mode: [

@@ -113,10 +113,11 @@ def trial_params(task: Task) -> tuple[Param, ...]:
 def declared_params(
     task: Task, family: Family, optimizer: OptimizerSpec, regularizers: Sequence[Regularizer]
 ) -> list[Param]:
-    """All params of an arm, in order: trial, optimizer, family, regularizers."""
+    """All params of an arm, in order: trial, optimizer, family, regularizers (a later declaration
+    of the same name replaces an earlier one, as in :func:`suite.params.resolve`)."""
     out = [*trial_params(task), *optimizer.params, *family.declared(task)]
     for reg in regularizers:
-        out += reg.params
+        out += reg.params_for(optimizer)
     return out
 
 

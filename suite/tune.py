@@ -1,18 +1,26 @@
-"""Optuna tuning with an equal budget per arm, then confirm runs on fresh seeds.
+"""Optuna tuning with an equal, written-down protocol per arm, then confirm runs on shared seeds.
 
-The protocol (written down here and in the README, identical for every arm):
+The protocol (identical for every arm; the README's protocol section says the same):
 
 1. **Tune**: ``tune_trials`` Optuna trials per arm, every one with the arm's epoch budget and the
-   profile's training seed. ``TPESampler`` (seeded; multivariate; ``constant_liar`` for parallel
-   workers; ``n_startup_trials = max(2, tune_trials // 3)`` random trials first) samples the arm's
-   search space: every tunable param of the family (``Family.space``), the optimizer, the
-   regularizers and the trial (batch size, LR schedule), minus the params the profile fixes.
-   Pruning: optuna-integration's ``PyTorchLightningPruningCallback`` reports the validation primary
-   metric every epoch; the default ``MedianPruner(n_startup_trials=2, n_warmup_steps=2)`` stops a
-   trial whose metric is worse than the median of earlier trials at the same epoch (Hyperband needs
-   ~10 trials per bracket to be honest, so it is an option, not the default).
+   profile's training seed, over the arm's search space (:func:`tuned_params`): ``space: core``
+   (the learning rate, each regularizer's strength and at most two size params of the family) or
+   ``space: full`` (every tunable declared param), minus the params the profile fixes. Ranges are
+   declared once, next to each default (``suite.params.Param``).
+
+   * Trial 0 is the arm's defaults, enqueued, so a tuned arm never ends below its own defaults on
+     the validation metric of the tuning seed.
+   * Trials 1 .. ``STARTUP_TRIALS - 1`` are scrambled Sobol points (Optuna's ``QMCSampler``) with
+     one seed for every arm of a profile, so that compared arms see comparable draws; the point
+     index is kept in the study, so a resumed run continues the sequence.
+   * Later trials: multivariate TPE (``constant_liar`` for parallel workers), seeded by the profile
+     seed and the trial number (never the same stream twice, also after a resume; optuna#3255).
+   * Pruning only from ``MIN_TRIALS_TO_PRUNE`` trials per arm (``pruner: auto``): a
+     ``MedianPruner`` with 5 start-up trials and a warm-up of a third of the epochs, fed by
+     optuna-integration's ``PyTorchLightningPruningCallback`` with the validation primary metric.
 2. **Confirm**: the best tuning trial's params (by validation metric) re-run with ``confirm_seeds``
-   fresh seeds (``seed + 1 .. seed + K``), without pruning. Reports compare arms on these.
+   seeds shared by every arm (``seed + 1 .. seed + K``), without pruning. Reports compare arms on
+   these, paired by seed.
 
 Every trial, pruned and failed ones too, stores its full record in ``user_attrs["record"]`` and
 its phase in ``user_attrs["phase"]``; the trial value is the validation primary metric.
@@ -24,22 +32,22 @@ shared RDB storage, or by a dead-pid check on a journal file) and requeued with 
 
 Workers: any number of processes may run the same profile on one shared storage (``suite worker``).
 Each trial is claimed before it runs (:func:`claimed_before`): a trial claimed beyond the arm's
-budget (or a second claim of a confirm seed) is marked ``surplus`` and does not run, so every arm
-gets exactly its budget. :func:`run_arms` visits the arms with the fewest running trials first and
-runs one trial of the first arm with unclaimed work; only when every unfinished arm's remaining
-work is held by other workers does it wait (and fail the trials of dead workers).
+budget (or a second claim of a confirm seed, or of the defaults) is marked ``surplus`` and does not
+run, so every arm gets exactly its budget. :func:`run_arms` visits the arms with the fewest running
+trials first and runs one trial of the first arm with unclaimed work; only when every unfinished
+arm's remaining work is held by other workers does it wait (and fail the trials of dead workers).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import socket
 import time
 import warnings
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +58,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from suite.errors import SuiteError
+from suite.params import Param
 from suite.profile import Arm, Profile
 from suite.tracking import Tracking
 from suite.train import TrialConfig, declared_params, resolve_config, train
@@ -58,6 +67,8 @@ PHASE_TUNE, PHASE_CONFIRM = "tune", "confirm"
 FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 RAN, WAIT, DONE = "ran", "wait", "done"
 HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S, MAX_RETRY = 10, 30, 2
+STARTUP_TRIALS = 10  # the defaults and Sobol points before TPE takes over (TPE's own default start-up)
+PRUNER_STARTUP_TRIALS = 5
 ORPHAN_AFTER_S = 120  # a RUNNING trial without a worker attr for this long has no live owner
 log = logging.getLogger(__name__)
 
@@ -263,6 +274,13 @@ def fail_dead_trials(study: optuna.Study) -> None:
         fail_dead_running(study)
 
 
+def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether another defaults trial (enqueued by a worker that opened the new study at the same
+    moment) was claimed before this one."""
+    return any(t.number < trial.number and t.user_attrs.get("defaults") and not t.user_attrs.get("surplus")
+               and (t.state == TrialState.RUNNING or is_done(t)) for t in study.get_trials(deepcopy=False))
+
+
 def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None) -> int:
     """How many other trials of the same phase (and seed) were claimed before this one."""
     count = 0
@@ -279,27 +297,114 @@ def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: i
 # -------------------------------------------------------------------------------------- study
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
+def pruner_warmup(epochs: int) -> int:
+    """Epochs a trial runs before it may be pruned: a third of its budget (at least one)."""
+    return max(1, math.ceil(epochs / 3))
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner of an arm with an ``epochs`` budget (``name`` as resolved by the profile: the
+    profile refuses pruning below ``MIN_TRIALS_TO_PRUNE`` trials per arm)."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
+                                           n_warmup_steps=pruner_warmup(epochs))
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1)
+        return optuna.pruners.HyperbandPruner(min_resource=pruner_warmup(epochs), max_resource=epochs)
     return optuna.pruners.NopPruner()
 
 
-def make_sampler(profile: Profile, arm_name: str, salt: int = 0) -> optuna.samplers.BaseSampler:
-    """The arm's seeded TPE sampler. ``salt`` (a worker's hash) gives each worker of a shared study
-    its own random stream: with one seed, workers starting together would draw the same params."""
-    seed = (profile.sampler_seed + zlib.crc32(arm_name.encode()) % 100_000 + salt) % 2**32
-    return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=max(2, profile.tune_trials // 3), multivariate=True,
-        constant_liar=True,
-    )
+def describe_pruner(name: str, epochs: int) -> str:
+    if name == "median":
+        return (f"MedianPruner(n_startup_trials={PRUNER_STARTUP_TRIALS}, "
+                f"n_warmup_steps={pruner_warmup(epochs)}) of {epochs} epochs")
+    if name == "hyperband":
+        return f"HyperbandPruner(min_resource={pruner_warmup(epochs)}, max_resource={epochs})"
+    return "none"
+
+
+class ProtocolSampler(optuna.samplers.BaseSampler):
+    """The protocol's sampler: scrambled Sobol points while fewer than ``startup`` tuning trials
+    are done (trial 0, the defaults, is enqueued and needs no sampler), multivariate TPE after.
+
+    Args:
+        seed: the profile's sampler seed, the same for every arm (comparable Sobol draws).
+        salt: a worker's offset for TPE (workers of one study must not share a TPE stream; their
+            Sobol points differ anyway, the point index being kept in the study).
+        startup: tuning trials (defaults included) before TPE.
+
+    TPE is re-created per trial, seeded by ``seed + salt + trial number``: its only state is its
+    random stream, and a trial number is never used twice, so a resumed run draws no stream twice.
+    """
+
+    def __init__(self, seed: int, *, salt: int = 0, startup: int = STARTUP_TRIALS) -> None:
+        self.seed, self.salt, self.startup = seed, salt, startup
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.qmc = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                                  warn_independent_sampling=False)
+        self._current: tuple[int, optuna.samplers.BaseSampler] | None = None
+
+    def _for(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        if self._current is None or self._current[0] != trial.number:
+            done = sum(phase_of(t) == PHASE_TUNE and is_done(t) for t in study.get_trials(deepcopy=False))
+            if done < self.startup:
+                sampler: optuna.samplers.BaseSampler = self.qmc
+            else:
+                sampler = optuna.samplers.TPESampler(
+                    seed=(self.seed + self.salt + trial.number) % 2**32, n_startup_trials=0,
+                    multivariate=True, constant_liar=True)
+            self._current = (trial.number, sampler)
+        return self._current[1]
+
+    def infer_relative_search_space(self, study, trial):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return self._for(study, trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Sobol's power-of-2 balance note, experimental options
+            return self._for(study, trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._for(study, trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial) -> None:
+        self._for(study, trial).before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._for(study, trial).after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.qmc.reseed_rng()
+
+
+def describe_sampler(profile: Profile) -> str:
+    return (f"trial 0 = defaults; trials 1-{STARTUP_TRIALS - 1} scrambled Sobol (QMCSampler, seed "
+            f"{profile.sampler_seed}, shared by every arm); then multivariate TPE")
+
+
+def tuned_params(arm: Arm, space: str) -> list[Param]:
+    """The params an arm tunes, in declaration order: every tunable declared param (the later of
+    two declarations of one name, as in resolution) not fixed by the profile; for ``space="core"``
+    only those marked ``core`` (learning rate, regularizer strengths, at most two family sizes)."""
+    r = resolve_config(TrialConfig(task=arm.task, family=arm.family, optimizer=arm.optimizer,
+                                   regularizers=arm.regularizers, params=dict(arm.params), device="cpu"))
+    table: dict[str, Param] = {}
+    for p in declared_params(r.task, r.family, r.optimizer, r.regularizers):
+        table[p.name] = p
+    return [p for p in table.values()
+            if p.tune and p.name not in arm.params and (space == "full" or p.core)]
+
+
+def defaults_point(arm: Arm, space: str) -> dict[str, Any]:
+    """Trial 0 of an arm, as Optuna params: the default of every tuned param."""
+    return {p.optuna_name: p.to_optuna(p.default) for p in tuned_params(arm, space)}
 
 
 def open_study(storage, profile: Profile, arm: Arm, *, salt: int = 0) -> optuna.Study:
-    """Create or load the arm's study and store what the report needs on it (``salt``: see
-    :func:`make_sampler`)."""
+    """Create or load the arm's study, enqueue its defaults as trial 0 when it is new, and store
+    what the report needs on it (``salt``: see :class:`ProtocolSampler`)."""
     from tasks import TASKS
 
     task = TASKS.get(arm.task)
@@ -307,31 +412,33 @@ def open_study(storage, profile: Profile, arm: Arm, *, salt: int = 0) -> optuna.
     study = optuna.create_study(
         storage=storage, study_name=name, load_if_exists=True,
         direction="maximize" if task.direction == "maximize" else "minimize",
-        sampler=make_sampler(profile, name, salt), pruner=make_pruner(profile.pruner),
+        sampler=ProtocolSampler(profile.sampler_seed, salt=salt),
+        pruner=make_pruner(profile.pruner, arm.epochs),
     )
     if "arm" not in study.user_attrs:
+        tuned = tuned_params(arm, profile.space)
         attrs = {"benchmark": profile.name, "task": arm.task, "family": arm.family,
                  "optimizer": arm.optimizer, "regularizers": list(arm.regularizers),
                  "direction": task.direction, "metric": task.metric, "target": task.target,
                  "profile": profile.settings(), "arm": name,
                  "protocol": {"tune_trials": profile.tune_trials, "confirm_seeds": profile.confirm_seeds,
-                              "epochs": arm.epochs, "pruner": profile.pruner, "seed": profile.seed},
+                              "epochs": arm.epochs, "space": profile.space,
+                              "tuned": [p.describe_search() for p in tuned],
+                              "sampler": describe_sampler(profile),
+                              "pruner": describe_pruner(profile.pruner, arm.epochs),
+                              "seed": profile.seed},
                  "fixed_params": dict(arm.params)}
         for key, value in attrs.items():
             study.set_user_attr(key, value)
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(defaults_point(arm, profile.space),
+                            user_attrs={"phase": PHASE_TUNE, "defaults": True})
     return study
 
 
-def search_space(trial: optuna.Trial, arm: Arm) -> dict[str, Any]:
-    """Sample the arm's params: the family's ``space`` plus every other tunable declared param."""
-    r = resolve_config(TrialConfig(task=arm.task, family=arm.family, optimizer=arm.optimizer,
-                                   regularizers=arm.regularizers, params=dict(arm.params), device="cpu"))
-    family_names = {p.name for p in r.family.declared(r.task)}
-    params = r.family.space(trial, r.task, fixed=set(arm.params))
-    for p in declared_params(r.task, r.family, r.optimizer, r.regularizers):
-        if p.tune and p.name not in family_names and p.name not in arm.params and p.name not in params:
-            params[p.name] = p.suggest(trial)
-    return {**params, **arm.params}
+def search_space(trial: optuna.Trial, arm: Arm, space: str = "core") -> dict[str, Any]:
+    """Sample the arm's tuned params (:func:`tuned_params`); the profile's fixed params added."""
+    return {**{p.name: p.suggest(trial) for p in tuned_params(arm, space)}, **arm.params}
 
 
 @dataclass
@@ -356,10 +463,11 @@ class ArmRunner:
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", worker_id())
         budget = self.profile.tune_trials if phase == PHASE_TUNE else 1
-        if claimed_before(self.study, trial, phase, seed if phase == PHASE_CONFIRM else None) >= budget:
+        if (claimed_before(self.study, trial, phase, seed if phase == PHASE_CONFIRM else None) >= budget
+                or (trial.user_attrs.get("defaults") and defaults_claimed_before(self.study, trial))):
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(f"{self.name}: {phase} budget already claimed")
-        params = search_space(trial, self.arm)
+        params = search_space(trial, self.arm, self.profile.space)
         callbacks = []
         if phase == PHASE_TUNE and self.profile.pruner != "none":
             from optuna_integration import PyTorchLightningPruningCallback
@@ -376,7 +484,8 @@ class ArmRunner:
                              regularizers=self.arm.regularizers, params=params, epochs=self.arm.epochs,
                              seed=seed, device=self.device)
         meta = {"phase": phase, "arm": self.name, "benchmark": self.profile.name,
-                "study": self.name, "trial_number": trial.number, "worker": worker_id()}
+                "study": self.name, "trial_number": trial.number, "worker": worker_id(),
+                "space": self.profile.space, "defaults": bool(trial.user_attrs.get("defaults"))}
         retry_of = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
         if retry_of is not None:  # a requeued copy of a dead worker's trial
             meta["retry_of"] = retry_of

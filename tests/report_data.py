@@ -22,6 +22,8 @@ OPT_BONUS = {"adam": 0.01, "sgd": -0.02, "momentum": 0.0}
 TUNE_TRIALS = 4  # 3 complete + 1 pruned
 CONFIRM_SEEDS = 3
 EPOCHS = 5
+PRUNED_AFTER = 2  # epochs a pruned tuning trial ran
+SPACE = "core"
 
 CPU_HW = {"device_type": "cpu", "gpu_model": None, "gpu_count": 0, "gpu_driver": None, "cuda": None,
           "cpu_model": "AMD EPYC 7B13", "cpu_cores": 2, "ram_gb": 24.0, "hostname": "cpu-box"}
@@ -29,13 +31,15 @@ GPU_HW = {"device_type": "cuda", "gpu_model": "NVIDIA H100 80GB HBM3", "gpu_coun
           "gpu_driver": "580.1", "cuda": "13.0", "cpu_model": "Intel Xeon 8480", "cpu_cores": 16,
           "ram_gb": 128.0, "hostname": "gpu-box"}
 PROFILE = {"name": "quick", "tasks": list(TASKS), "families": list(FAMILIES), "epochs": EPOCHS}
-PROTOCOL = {"tune_trials": TUNE_TRIALS, "confirm_seeds": CONFIRM_SEEDS, "epochs": EPOCHS}
+PROTOCOL = {"tune_trials": TUNE_TRIALS, "confirm_seeds": CONFIRM_SEEDS, "epochs": EPOCHS, "space": SPACE,
+            "sampler": "tpe", "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1}}
 
 
 def make_record(*, task: str, family: str, optimizer: str, regs: list[str], seed: int, phase: str,
                 quality: float, lr: float, activation: str | None, benchmark: str = "quick",
                 device: str = "cpu", hardware: dict | None = None, flag: str = "ok",
-                energy: bool = True, speed: float = 1.0) -> dict[str, Any]:
+                energy: bool = True, speed: float = 1.0, epochs_run: int = EPOCHS,
+                space: str | None = SPACE) -> dict[str, Any]:
     """One trial record: ``quality`` is the final validation/test primary metric."""
     metric, direction, target, _ = TASKS.get(task, ("accuracy", "maximize", 0.9, 0.8))
     sign = 1 if direction == "maximize" else -1
@@ -55,7 +59,7 @@ def make_record(*, task: str, family: str, optimizer: str, regs: list[str], seed
         "schema": 1, "task": task, "family": family, "optimizer": optimizer, "regularizers": regs,
         "params": params, "seed": seed, "phase": phase, "benchmark": benchmark,
         "arm": f"{benchmark}/{task}/{family}/{optimizer}/{'+'.join(regs)}", "epochs": EPOCHS,
-        "epochs_run": EPOCHS, "steps": EPOCHS * 16, "batch_size": 64, "status": "complete", "error": None,
+        "epochs_run": epochs_run, "steps": epochs_run * 16, "batch_size": 64, "status": "complete", "error": None,
         "metrics": {f"train/{metric}": quality + sign * gap, f"val/{metric}": val[-1],
                     f"test/{metric}": quality - sign * 0.005},
         "curves": {"epoch": list(range(1, EPOCHS + 1)), "train/loss": [1.0 / e for e in range(1, EPOCHS + 1)],
@@ -73,6 +77,8 @@ def make_record(*, task: str, family: str, optimizer: str, regs: list[str], seed
         "versions": {"torch": "2.13.0", "lightning": "2.6.6", "python": "3.11.7"},
         "hardware": hardware or CPU_HW, "git_commit": "abc1234", "peak_memory_mb": 512.0,
     }
+    if space is not None:
+        rec["space"] = space
     if energy:
         kwh = 1e-4 * fit_s * (3 if device == "cuda" else 1)
         rec["energy"] = {"kwh": kwh, "emissions_kg": kwh * 0.4, "method": "tdp estimate x load",
@@ -129,7 +135,8 @@ def write_benchmark(url_or_storage: Any, *, tasks=tuple(TASKS), families=tuple(F
                     rec = make_record(task=task, family=family, optimizer=optimizer, regs=regs, seed=i,
                                       phase="tune", quality=quality, lr=lr, activation=act,
                                       benchmark=benchmark, device=device, hardware=hardware, flag=flag,
-                                      energy=energy, speed=arm_speed)
+                                      energy=energy, speed=arm_speed,
+                                      epochs_run=PRUNED_AFTER if i == TUNE_TRIALS - 1 else EPOCHS)
                     params = {"lr": lr} | ({"activation": act} if act else {})
                     pruned = i == TUNE_TRIALS - 1
                     value = rec["metrics"][f"val/{metric}"]
@@ -170,3 +177,34 @@ def expected_figures(n_tasks: int, *, machines: int = 1, families: int = 3, opti
         "statistics": int(friedman_families) + int(friedman_optimizers),
         "optuna": 1,
     }
+
+
+def write_arm(storage: Any, *, task: str, family: str, optimizer: str, regs: list[str],
+              tune: list[float | None], confirm: list[tuple[float | None, float]],
+              benchmark: str = "quick", space: str | None = SPACE) -> None:
+    """One study (arm) with hand-set values: ``tune`` the tuning trials' validation values,
+    ``confirm`` the confirm seeds' ``(validation, test)`` values; a validation of None leaves the
+    record without one (all trials COMPLETE)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    metric, direction, _, _ = TASKS[task]
+    study = optuna.create_study(storage=storage, study_name=f"{benchmark}/{task}/{family}/{optimizer}/"
+                                f"{'+'.join(regs)}", direction=direction, load_if_exists=True)
+    for key, value in {"benchmark": benchmark, "task": task, "family": family, "optimizer": optimizer,
+                       "regularizers": regs, "direction": direction, "metric": metric,
+                       "protocol": PROTOCOL}.items():
+        study.set_user_attr(key, value)
+    trials = [("tune", v, v if v is not None else 0.5) for v in tune] + [("confirm", v, t) for v, t in confirm]
+    for seed, (phase, val, test) in enumerate(trials):
+        rec = make_record(task=task, family=family, optimizer=optimizer, regs=regs, seed=seed, phase=phase,
+                          quality=test, lr=1e-3, activation="relu", benchmark=benchmark, space=space)
+        rec["metrics"][f"test/{metric}"] = rec["primary"]["value"] = test
+        if val is None:
+            del rec["metrics"][f"val/{metric}"]
+        else:
+            rec["metrics"][f"val/{metric}"] = val
+        study.add_trial(create_trial(value=val if val is not None else test, params={"lr": 1e-3},
+                                     distributions={"lr": FloatDistribution(1e-5, 1, log=True)},
+                                     user_attrs={"record": rec, "phase": phase}))

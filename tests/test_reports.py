@@ -4,6 +4,7 @@ follow the data contract, one real record from ``suite.train``, and the page in 
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from reports import build_report
-from reports.render import SECTIONS
+from reports.load import load
+from reports.render import SECTIONS, readable
 from suite.errors import SuiteError
-from tests.report_data import CPU_HW, GPU_HW, expected_figures, write_benchmark
+from tests.report_data import CPU_HW, GPU_HW, expected_figures, write_arm, write_benchmark
 
 # a figure whose layout collapsed is a broken figure
 pytestmark = pytest.mark.filterwarnings("error:constrained_layout not applied:UserWarning")
@@ -65,6 +67,21 @@ def parse(page: str) -> Sections:
     return p
 
 
+def section_of(page: str, slug: str) -> str:
+    return page.split(f'id="{slug}"')[1].split("</section>")[0]
+
+
+def board(page: str, slug: str = "leaderboard") -> dict[str, str]:
+    """The HTML of each task's part of a section, keyed by the task (the heading's first word)."""
+    parts = re.split(r"<h3>", section_of(page, slug))[1:]
+    return {html.unescape(part.split(":", 1)[0]): part for part in parts}
+
+
+def ranked(part: str) -> list[tuple[str, str]]:
+    """(family, best arm) of each leaderboard row, in rank order."""
+    return [(f, html.unescape(a)) for f, a in re.findall(r"<tr><td>\d+</td><td>([^<]+)</td><td>([^<]+)</td>", part)]
+
+
 def assert_complete(page: str) -> Sections:
     """Every section heading, no <script>, no section that failed to draw."""
     p = parse(page)
@@ -74,9 +91,12 @@ def assert_complete(page: str) -> Sections:
     return p
 
 
-def once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
-    """``build(folder)`` once per test run, shared by the xdist workers (the pytest-xdist recipe)."""
-    if worker_id == "master":
+def once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once per test run, shared by the xdist workers (the pytest-xdist recipe).
+
+    The worker is read from ``PYTEST_XDIST_WORKER`` (not the ``worker_id`` fixture, which is missing
+    under ``-p no:xdist``)."""
+    if os.environ.get("PYTEST_XDIST_WORKER", "master") == "master":
         return build(tmp_path_factory.mktemp(name))
     from filelock import FileLock
 
@@ -92,7 +112,7 @@ def once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
 
 
 @pytest.fixture(scope="session")
-def bench_report(tmp_path_factory, worker_id) -> Path:
+def bench_report(tmp_path_factory) -> Path:
     """The report of a run folder: 2 tasks (maximize, minimize) x 3 families x 4 arms, tune + confirm."""
 
     def build(root: Path) -> Path:
@@ -102,13 +122,13 @@ def bench_report(tmp_path_factory, worker_id) -> Path:
         (run / "profile.yaml").write_text("name: quick\ntasks: [digits, sunspots]\nepochs: 5\n")
         return build_report([str(run)], root / "report")
 
-    return once(tmp_path_factory, worker_id, "bench", build)
+    return once(tmp_path_factory, "bench", build)
 
 
 @pytest.fixture(scope="session")
-def script_report(tmp_path_factory, worker_id) -> Path:
+def script_report(tmp_path_factory) -> Path:
     """A report whose study, task and family names are HTML."""
-    return once(tmp_path_factory, worker_id, "script", build_script_report)
+    return once(tmp_path_factory, "script", build_script_report)
 
 
 def build_script_report(root: Path) -> Path:
@@ -142,6 +162,17 @@ def test_report_has_every_section_and_the_expected_figures(bench_report):
     for text in ("cpu: AMD EPYC 7B13", "profile.yaml in", "tune_trials", "tdp estimate x load", "PRUNED",
                  "abc1234", "CPU device-hours"):
         assert text in page, text
+    prov = section_of(page, "provenance")
+    # 24 arms x (4 tuning + 3 confirm) trials of 5 epochs, but each arm's pruned trial stopped after 2:
+    # 144 x 5 + 24 x 2 = 768 epochs = 153.6 full trials, 48 of them epochs of pruned trials
+    for label, value in (("trials", "168"), ("full-trial equivalents (sum of epochs run / epochs)", "153.6"),
+                         ("epochs run (sum over trials)", "768"), ("epochs run by pruned trials", "48")):
+        assert f"<tr><td>{label}</td><td>{value}</td></tr>" in prov, label
+    # the protocol's new keys show, the nested pruner dict as text; the space per benchmark
+    for text in ("<th>space</th>", "<th>sampler</th>", "<td>tpe</td>",
+                 "<td>name=median, n_startup_trials=2, n_warmup_steps=1</td>",
+                 "<tr><td>quick</td><td>core (168 trials)</td><td>core</td></tr>"):
+        assert text in prov, text
     # the leaderboard ranks cnn first on digits (accuracy) and on sunspots (rmse, lower is better)
     board = page.split('id="leaderboard"')[1].split("</section>")[0]
     rows = re.findall(r"<tr><td>1</td><td>(\w+)</td>", board)
@@ -152,6 +183,87 @@ def test_report_has_every_section_and_the_expected_figures(bench_report):
     assert "optimizers differ significantly" in stats_section
     assert "suite dashboard" in page
     assert "All trials ran on one machine" in page
+
+
+def test_leaderboard_chooses_each_family_on_its_best_tuning_trial(bench_report):
+    """Independently of reports.stats: each family's arm is the one whose best complete tuning trial
+    has the best validation value, and on this data that differs from the confirm validation mean."""
+    trials = load([str(bench_report.parent.parent / "cpu-run")]).trials
+    tune = trials[(trials["phase"] == "tune") & (trials["state"] == "COMPLETE")]
+    confirm = trials[trials["phase"] == "confirm"]
+    boards = board(bench_report.read_text())
+    differs = 0
+    for task in ("digits", "sunspots"):
+        sign = 1 if task == "digits" else -1  # accuracy up, rmse down
+        chosen = dict(ranked(boards[task]))
+        assert sorted(chosen) == ["cnn", "mlp", "rnn"]
+        for family in chosen:
+            arm = lambda d: d["optimizer"] + " / " + d["regularizers"]  # noqa: E731
+            t = tune[(tune["task"] == task) & (tune["family"] == family)]
+            by_tune = t.groupby(arm(t))["val"].max() if sign > 0 else t.groupby(arm(t))["val"].min()
+            c = confirm[(confirm["task"] == task) & (confirm["family"] == family)]
+            by_confirm = c.groupby(arm(c))["val"].mean()
+            assert chosen[family] == (by_tune.idxmax() if sign > 0 else by_tune.idxmin()), (task, family)
+            differs += chosen[family] != (by_confirm.idxmax() if sign > 0 else by_confirm.idxmin())
+    assert differs, "the data should make the tuning key and the confirm validation mean disagree"
+
+
+def test_families_are_compared_on_their_common_arms(tmp_path):
+    """mlp and cnn ran 4 arms, rnn only adam / none: every family is ranked by its adam / none arm."""
+    run = tmp_path / "run"
+    run.mkdir()
+    url = f"sqlite:///{run / 'optuna.db'}"
+    write_benchmark(url, tasks=("digits",), families=("mlp", "cnn"))
+    write_benchmark(url, tasks=("digits",), families=("rnn",), arms=[("adam", ["none"])])
+    page = build_report([str(run)], tmp_path / "report").read_text()
+    assert_complete(page)
+    sentence = ("Families compared on their common arms: adam / none; cnn and mlp were also tuned with other "
+                "arms (cnn: 4 in all, mlp: 4 in all), shown in the Optimizers and Regularizers sections.")
+    for slug in ("leaderboard", "architectures"):
+        assert html.escape(sentence, quote=False) in board(page, slug)["digits"], slug
+    assert sorted(ranked(board(page)["digits"])) == [("cnn", "adam / none"), ("mlp", "adam / none"),
+                                                     ("rnn", "adam / none")]
+    # the other arms still show where they are compared: mlp's adam / dropout in Regularizers
+    assert "<tr><td>mlp</td><td>adam</td><td>dropout</td>" in section_of(page, "regularizers")
+
+
+def test_leaderboard_never_chooses_on_confirm_or_test_when_tuning_data_exists(tmp_path):
+    """Hand-set values: on digits the confirm runs (validation and test) favour mlp sgd / none, its
+    tuning favours adam / none; mlp's best tuning value of all, adam / dropout, is no common arm. On
+    sunspots the two families share no arm and cnn has no validation value anywhere."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    for opt, regs, tune, conf in (("adam", ["none"], [0.90, 0.80], (0.85, 0.86)),
+                                  ("sgd", ["none"], [0.88], (0.99, 0.99)),
+                                  ("adam", ["dropout"], [0.995], (0.90, 0.90))):
+        write_arm(storage, task="digits", family="mlp", optimizer=opt, regs=regs, tune=tune, confirm=[conf] * 2)
+    for opt, tune, conf in (("adam", [0.70], (0.75, 0.75)), ("sgd", [0.60], (0.65, 0.65))):
+        write_arm(storage, task="digits", family="rnn", optimizer=opt, regs=["none"], tune=tune, confirm=[conf] * 2)
+    write_arm(storage, task="sunspots", family="mlp", optimizer="adam", regs=["none"], tune=[0.5],
+              confirm=[(0.5, 0.5)] * 2)
+    write_arm(storage, task="sunspots", family="cnn", optimizer="sgd", regs=["none"], tune=[None],
+              confirm=[(None, 0.1)] * 2)
+    page = build_report([str(tmp_path)], tmp_path / "report").read_text()
+    assert_complete(page)
+    boards = board(page)
+    assert ranked(boards["digits"]) == [("mlp", "adam / none"), ("rnn", "adam / none")]
+    assert "common arms: adam / none, sgd / none; mlp was also tuned with other arms (mlp: 3 in all)" in \
+        boards["digits"]
+    assert "best tuning trial&#39;s val" in boards["digits"] or "best tuning trial's val" in boards["digits"]
+    # cnn's test mean (0.1 rmse) would win, but it has no validation value: not ranked, and said so
+    assert ranked(boards["sunspots"]) == [("mlp", "adam / none")]
+    assert "The families share no arm" in boards["sunspots"] and "(cnn 1 arm, mlp 1 arm)" in boards["sunspots"]
+    assert "Not ranked: cnn" in boards["sunspots"]
+    assert ranked(board(page, "architectures")["sunspots"]) == []  # a figure, no table
+    assert "Not ranked: cnn" in board(page, "architectures")["sunspots"]
+    assert "Not shown (no tuning or confirm validation value" in board(page, "optimizers")["sunspots"]
+
+
+def test_protocol_values_are_readable_text():
+    assert readable({"name": "median", "kwargs": {"n_startup_trials": 2}, "grid": [1, 2.5]}) == \
+        "name=median, kwargs=(n_startup_trials=2), grid=[1, 2.5]"
+    assert readable(["a", "b"]) == "a, b" and readable([]) == "-" and readable(None) == "-"
 
 
 def test_two_machines_give_the_across_devices_section(tmp_path):

@@ -135,14 +135,139 @@ def test_time_and_energy_to_target_and_per_sample_energy():
     assert np.isnan(per.iloc[1])
 
 
-def test_best_of_selects_on_validation_not_test():
-    arms = pd.DataFrame({"task": ["t", "t"], "family": ["mlp", "mlp"], "optimizer": ["adam", "sgd"],
-                         "regularizers": ["none", "none"], "direction": ["maximize"] * 2,
-                         "val_mean": [0.9, 0.8], "mean": [0.7, 0.95]})
+def arm_rows(**cols) -> pd.DataFrame:
+    """A small arm-summary-like frame: one task ``t``, columns given as lists."""
+    n = len(next(iter(cols.values())))
+    base = {"task": ["t"] * n, "family": ["mlp"] * n, "regularizers": ["none"] * n,
+            "direction": ["maximize"] * n}
+    return pd.DataFrame(base | cols)
+
+
+def test_best_of_chooses_on_the_best_tuning_trial_not_the_confirm_validation():
+    # the confirm seeds' mean validation says sgd; the tuning phase says adam: tuning decides
+    arms = arm_rows(optimizer=["adam", "sgd"], tune_best_val=[0.90, 0.85], val_mean=[0.80, 0.95],
+                    mean=[0.70, 0.96])
     best = stats.best_of(arms, ["task", "family"])
     assert best["optimizer"].tolist() == ["adam"]
+    assert best["selected_on"].tolist() == ["tune"] and best["select_key"].tolist() == [0.90]
     low = stats.best_of(arms.assign(direction="minimize"), ["task", "family"])
-    assert low["optimizer"].tolist() == ["sgd"]
+    assert low["optimizer"].tolist() == ["sgd"]  # 0.85 < 0.90
+
+
+def test_best_of_never_falls_back_to_the_test_metric():
+    # momentum has the best test mean but no validation value at all: it is not eligible; sgd has no
+    # tuning trial and falls back to its confirm validation mean; adam is chosen on its tuning value
+    arms = arm_rows(optimizer=["adam", "sgd", "momentum"], tune_best_val=[0.70, np.nan, np.nan],
+                    val_mean=[0.60, 0.65, np.nan], mean=[0.50, 0.55, 0.99])
+    keys = stats.selection_keys(arms)
+    assert keys["selected_on"].tolist() == ["tune", "confirm", None]
+    assert keys["select_key"].tolist()[:2] == [0.70, 0.65] and math.isnan(keys["select_key"].iloc[2])
+    best = stats.best_of(arms, ["task", "family"])
+    assert best["optimizer"].tolist() == ["adam"]
+    # without tuning values the confirm validation decides (sgd 0.65 > adam 0.60), still not test
+    fallback = stats.best_of(arms.assign(tune_best_val=np.nan), ["task", "family"])
+    assert fallback["optimizer"].tolist() == ["sgd"] and fallback["selected_on"].tolist() == ["confirm"]
+    # a group whose arms have no validation value anywhere is left out, not chosen on test
+    none = stats.best_of(arms.assign(tune_best_val=np.nan, val_mean=np.nan), ["task", "family"])
+    assert none.empty and {"select_key", "selected_on"} <= set(none.columns)
+
+
+def tuning_trials() -> pd.DataFrame:
+    rows = [  # (optimizer, phase, state, val, direction)
+        ("adam", "tune", "COMPLETE", 0.80, "maximize"),
+        ("adam", "tune", "COMPLETE", 0.85, "maximize"),
+        ("adam", "tune", "PRUNED", 0.99, "maximize"),  # pruned: not a tuning result
+        ("adam", "tune", "COMPLETE", np.nan, "maximize"),  # no validation value
+        ("adam", "confirm", "COMPLETE", 0.97, "maximize"),  # confirm: never the key
+        ("sgd", "tune", "COMPLETE", 0.40, "minimize"),
+        ("sgd", "tune", "COMPLETE", 0.30, "minimize"),
+        ("sgd", "confirm", "COMPLETE", 0.10, "minimize"),
+        ("momentum", "confirm", "COMPLETE", 0.90, "maximize"),  # no tuning trial at all
+    ]
+    t = pd.DataFrame(rows, columns=["optimizer", "phase", "state", "val", "direction"])
+    return t.assign(task="t", family="mlp", regularizers="none", test=t["val"] - 0.01, metric="accuracy",
+                    gap_final=0.0, n_params=1.0, fit_s=1.0, samples_per_s=1.0, energy_kwh=np.nan,
+                    emissions_kg=np.nan, time_to_target_s=np.nan)
+
+
+def test_tune_best_val_reads_only_complete_tuning_trials():
+    t = tuning_trials()
+    tb = stats.tune_best_val(t).set_index("optimizer")
+    assert tb.loc["adam", "tune_best_val"] == pytest.approx(0.85)  # not the pruned 0.99, not confirm 0.97
+    assert tb.loc["adam", "n_tune"] == 2
+    assert tb.loc["sgd", "tune_best_val"] == pytest.approx(0.30)  # minimize: the smallest
+    assert "momentum" not in tb.index
+    summary = stats.arm_summary(stats.confirm_trials(t), tuning=t).set_index("optimizer")
+    assert summary.loc["adam", "tune_best_val"] == pytest.approx(0.85)
+    assert summary.loc["adam", "val_mean"] == pytest.approx(0.97)
+    assert math.isnan(summary.loc["momentum", "tune_best_val"]) and summary.loc["momentum", "n_tune"] == 0
+    assert stats.arm_summary(stats.confirm_trials(t))["tune_best_val"].isna().all()
+
+
+def test_families_are_compared_on_their_common_arms():
+    rows = [  # (task, family, optimizer, regularizers, tune_best_val)
+        ("a", "mlp", "adam", "none", 0.80), ("a", "mlp", "adam", "dropout", 0.99),
+        ("a", "mlp", "sgd", "none", 0.70), ("a", "mlp", "sgd", "dropout", 0.90),
+        ("a", "cnn", "adam", "none", 0.85), ("a", "cnn", "sgd", "dropout", 0.80),
+        ("a", "rnn", "adam", "none", 0.60), ("a", "rnn", "sgd", "dropout", 0.50),
+        ("b", "mlp", "adam", "none", 0.80), ("b", "mlp", "sgd", "none", 0.90),
+        ("b", "rnn", "momentum", "none", 0.70),
+    ]
+    arms = pd.DataFrame(rows, columns=[*stats.ARM, "tune_best_val"]).assign(direction="maximize",
+                                                                            val_mean=np.nan)
+    common = stats.common_arms(arms)
+    assert common.values.tolist() == [["a", "adam", "none"], ["a", "sgd", "dropout"]]
+    fair = stats.equal_budget(arms)
+    a = fair[fair["task"] == "a"]
+    assert a["common"].all() and len(a) == 6  # mlp's adam / dropout and sgd / none are left out
+    assert a.groupby("family")["n_arms"].first().to_dict() == {"cnn": 2, "mlp": 4, "rnn": 2}
+    best = stats.best_of(fair, ["task", "family"]).set_index(["task", "family"])
+    # mlp's best arm overall is adam / dropout (0.99), not a common arm: its best common one is chosen
+    assert stats.best_of(arms, ["task", "family"]).set_index(["task", "family"]).loc[
+        ("a", "mlp"), "regularizers"] == "dropout"
+    assert tuple(best.loc[("a", "mlp"), ["optimizer", "regularizers"]]) == ("sgd", "dropout")
+    assert tuple(best.loc[("a", "cnn"), ["optimizer", "regularizers"]]) == ("adam", "none")
+    # task b shares no arm: every arm kept, flagged, and each family's best of its own arms
+    b = fair[fair["task"] == "b"]
+    assert len(b) == 3 and not b["common"].any()
+    assert best.loc[("b", "mlp"), "optimizer"] == "sgd" and best.loc[("b", "rnn"), "optimizer"] == "momentum"
+    assert stats.common_arms(arms[arms["task"] == "b"]).empty
+
+
+def test_a_familys_best_arm_outside_the_common_arms_is_not_chosen():
+    # mlp's best tuning value is adam / dropout, which rnn never ran: mlp is represented by adam / none
+    arms = arm_rows(family=["mlp", "mlp", "rnn"], optimizer=["adam"] * 3,
+                    regularizers=["dropout", "none", "none"], tune_best_val=[0.95, 0.80, 0.85],
+                    val_mean=[0.95, 0.80, 0.85], mean=[0.95, 0.80, 0.85])
+    assert stats.best_of(arms, ["task", "family"])["regularizers"].tolist() == ["dropout", "none"]
+    best = stats.best_of(stats.equal_budget(arms), ["task", "family"])
+    assert best[["family", "regularizers"]].values.tolist() == [["mlp", "none"], ["rnn", "none"]]
+    # across optimizers within a family: the regularizer sets every optimizer ran
+    by_opt = stats.common_arms(arms.assign(optimizer=["adam", "adam", "sgd"], family="mlp"),
+                               by=["task", "family"], across="optimizer")
+    assert by_opt["regularizers"].tolist() == ["none"]
+
+
+def test_epoch_totals_count_pruned_trials_by_the_epochs_they_ran():
+    t = pd.DataFrame({"state": ["PRUNED"] * 10 + ["COMPLETE", "FAIL"],
+                      "epochs": [20.0] * 12, "epochs_run": [2.0] * 10 + [20.0, np.nan]})
+    tot = stats.epoch_totals(t)
+    assert tot["epochs_run"] == 40 and tot["epochs_run_pruned"] == 20
+    assert tot["full_trials"] == pytest.approx(2.0)  # 10 pruned after 2 of 20 epochs = 1 trial, + 1
+    assert (tot["recorded"], tot["trials"]) == (11, 12)
+    assert stats.epoch_totals(t.iloc[:10])["full_trials"] == pytest.approx(1.0)
+
+
+def test_search_spaces_per_benchmark_from_records_and_protocol():
+    trials = pd.DataFrame({"benchmark": ["quick", "quick", "quick", "full", None],
+                           "space": ["core", "core", "full", None, None]})
+    studies = pd.DataFrame({"benchmark": ["quick", "full", "old"],
+                            "protocol": [{"space": "core"}, {"space": "full", "sampler": "tpe"}, {}]})
+    out = stats.search_spaces(trials, studies).set_index("benchmark")
+    assert out.loc["quick", "records"] == "core (2 trials), full (1 trial)"
+    assert out.loc["quick", "protocol"] == "core"
+    assert pd.isna(out.loc["full", "records"]) and out.loc["full", "protocol"] == "full"
+    assert out.loc["old"].isna().all() and out.loc["unknown"].isna().all()
 
 
 def test_orient_negates_minimize_rows():
@@ -166,7 +291,8 @@ def test_trial_row_is_robust_to_missing_fields():
     assert row["time_to_target_s"] == pytest.approx(2.5)  # curves time_s at epochs_to_target
     assert math.isnan(row["lr"]) and math.isnan(row["energy_kwh"])
     assert row["machine"] == "cuda: H100" and row["regularizers"] == "dropout+l2"
-    assert row["started_at"] is pd.NaT
+    assert row["started_at"] is pd.NaT and row["space"] is None
+    assert trial_row({"space": "full"})["space"] == "full"
 
 
 def test_sources_are_parsed_and_passwords_masked(tmp_path):

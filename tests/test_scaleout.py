@@ -134,6 +134,9 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
             if "failed_trial" in t.system_attrs:
                 requeues.append((name, t))
     assert lost == [(victim_study(studies, victim), victim.number)]  # only the killed trial
+    table = {n: [(t.number, t.state.name, t.user_attrs.get("surplus"), t.user_attrs.get("defaults"),
+                  t.system_attrs.get("failed_trial"), t.params) for t in ts] for n, ts in studies.items()}
+    assert len(requeues) == 1, (victim.number, table)
     (requeue_arm, requeue), = requeues
     assert requeue.system_attrs["failed_trial"] == victim.number
     assert requeue_arm == victim_study(studies, victim)

@@ -53,7 +53,7 @@ def test_quick_profile_covers_every_family_two_optimizers_two_regularizer_settin
         ({"matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"],
                       "params": {"depth": 0}}]}, "matrix[0]: param depth=0 is out of range"),
         ({"tune_trials": 0, "matrix": [{"tasks": ["digits"]}]}, "tune_trials must be an integer >= 1"),
-        ({"pruner": "magic", "matrix": [{"tasks": ["digits"]}]}, "pruner 'magic' is not valid; allowed: median"),
+        ({"pruner": "magic", "matrix": [{"tasks": ["digits"]}]}, "pruner 'magic' is not valid; allowed: auto, median"),
         ({"matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"], "colour": 1}]},
          "matrix[0]: unknown key 'colour'; allowed:"),
         ({"trials": 3, "matrix": []}, "unknown key 'trials'; allowed:"),
@@ -106,20 +106,24 @@ def test_benchmark_runs_the_protocol_and_stores_every_record(tmp_path):
 
 
 def test_pruning_happens_where_it_should(tmp_path):
-    data = {"name": "prune", "tune_trials": 8, "confirm_seeds": 0, "pruner": "median", "epochs": 6,
+    data = {"name": "prune", "tune_trials": 12, "confirm_seeds": 0, "epochs": 6,
             "tracking": {"wandb": False, "energy": False},
             "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["sgd"],
                         "params": {"width": 16, "depth": 1, "batch_size": 128, "schedule": "none"}}]}
-    result = run_benchmark(parse_profile(data), out_dir=tmp_path / "run", report=False)
+    profile = parse_profile(data)
+    assert profile.pruner == "median"  # auto: 12 trials per arm allow a median pruner
+    result = run_benchmark(profile, out_dir=tmp_path / "run", report=False)
     (study,) = studies(result.storage)
-    states = [t.state for t in study.get_trials()]
-    assert states.count(optuna.trial.TrialState.PRUNED) >= 1
-    pruned = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.PRUNED]
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned
     for t in pruned:
         record = t.user_attrs["record"]
         assert record["status"] == "pruned" and record["epochs_run"] < 6
+        assert t.number >= 5  # 5 start-up trials are never pruned
+        assert record["epochs_run"] >= 3  # a warm-up of a third of the epochs (steps 0-1), then pruned
         assert len(t.intermediate_values) >= 3  # reported every epoch up to the prune
-    assert len(done_tune(study)) == 8
+    assert len(done_tune(study)) == 12
 
 
 def test_dashboard_wsgi_app_lists_the_studies(tmp_path):

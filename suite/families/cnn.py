@@ -20,8 +20,10 @@ from suite.params import Param
 from tasks.base import Task
 
 PARAMS = (
-    Param("blocks", 3, low=1, high=16, search=(1, 4), help="conv blocks (conv -> norm -> act -> pool)"),
-    Param("channels", 32, low=1, high=1024, log=True, search=(8, 128), help="channels of every block"),
+    Param("blocks", 3, low=1, high=16, search=(1, 4), core=True,
+          help="conv blocks (conv -> norm -> act -> pool)"),
+    Param("channels", 32, low=1, high=1024, log=True, search=(8, 128), core=True,
+          help="channels of every block"),
     Param("kernel", 3, low=1, high=15, search=(3, 7), help="kernel size (per dimension), 'same' padding"),
     Param("pool", "max", choices=("max", "avg", "none"), help="pooling by 2 after each block"),
     Param("head", "flatten", choices=("flatten", "global"),

@@ -45,8 +45,9 @@ EVAL_SEED = 0
 
 PARAMS = (
     Param("latent", 16, low=1, high=1024, log=True, search=(2, 128), help="size of the noise input"),
-    Param("depth", 2, low=1, high=16, search=(1, 4), help="hidden layers of each network"),
-    Param("width", 128, low=1, high=8192, log=True, search=(32, 512), help="units per hidden layer"),
+    Param("depth", 2, low=1, high=16, search=(1, 4), core=True, help="hidden layers of each network"),
+    Param("width", 128, low=1, high=8192, log=True, search=(32, 512), core=True,
+          help="units per hidden layer"),
     Param("activation", "leaky_relu", choices=tuple(ACTIVATIONS), help="hidden activation"),
     Param("pack", 2, low=1, high=64, search=(1, 4),
           help="samples the discriminator judges together (PacGAN; 1 = a plain GAN)"),

@@ -13,8 +13,9 @@ from suite.params import Param
 from tasks.base import Task
 
 PARAMS = (
-    Param("depth", 2, low=1, high=32, search=(1, 4), help="number of hidden layers"),
-    Param("width", 256, low=1, high=8192, log=True, search=(32, 512), help="units per hidden layer"),
+    Param("depth", 2, low=1, high=32, search=(1, 3), core=True, help="number of hidden layers"),
+    Param("width", 256, low=1, high=8192, log=True, search=(64, 1024), core=True,
+          help="units per hidden layer"),
     ACTIVATION,
 )
 

@@ -24,8 +24,9 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.
 
 PARAMS = (
     Param("cell", "gru", choices=tuple(CELLS), help="recurrent cell: Elman (tanh) RNN, LSTM or GRU"),
-    Param("layers", 1, low=1, high=8, search=(1, 3), help="stacked recurrent layers"),
-    Param("hidden", 128, low=1, high=4096, log=True, search=(32, 256), help="hidden units per direction"),
+    Param("layers", 1, low=1, high=8, search=(1, 3), core=True, help="stacked recurrent layers"),
+    Param("hidden", 128, low=1, high=4096, log=True, search=(32, 256), core=True,
+          help="hidden units per direction"),
     Param("bidirectional", False, help="also run the sequence backwards and concatenate"),
     Param("readout", "last", choices=("last", "mean"),
           help="classify from the final hidden state or the time-mean of the outputs"),

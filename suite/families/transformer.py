@@ -32,10 +32,10 @@ WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 HEADS = (1, 2, 3, 4, 6, 8, 12, 16)
 
 PARAMS = (
-    Param("width", 64, choices=WIDTHS, search=(32, 64, 128, 256),
+    Param("width", 64, choices=WIDTHS, search=(32, 64, 128, 256), core=True,
           help="model width d_model (features per token)"),
     Param("heads", 4, choices=HEADS, search=(1, 2, 4, 8), help="attention heads; must divide width"),
-    Param("layers", 2, low=1, high=24, search=(1, 4), help="encoder layers"),
+    Param("layers", 2, low=1, high=24, search=(1, 4), core=True, help="encoder layers"),
     Param("ffn", 2, low=1, high=8, search=(1, 4), help="feed-forward width as a multiple of width"),
     Param("patch", 4, low=1, high=64, search=(1, 8),
           help="patch size: time steps of a signal, side of a square of an image"),
