@@ -60,8 +60,11 @@ def better(a: float, b: float, direction: str) -> bool:
 
 
 def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """COMPLETE confirm trials with a finite test value (the numbers the report compares)."""
+    """COMPLETE confirm trials of the candidate each arm stands for (``chosen``), with a finite test
+    value: the numbers the report compares."""
     ok = (trials["phase"] == "confirm") & (trials["state"] == "COMPLETE")
+    if "chosen" in trials:
+        ok &= trials["chosen"].map(lambda c: c is not False and c is not np.False_).astype(bool)
     ok &= np.isfinite(trials["test"].astype(float))
     return trials[ok]
 

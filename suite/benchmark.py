@@ -103,7 +103,8 @@ def run_benchmark(
         energy=settings.get("energy", True) if energy is None else energy,
         country=settings.get("country", DEFAULT_COUNTRY),
     )
-    per_arm = profile.tune_trials + profile.confirm_seeds
+    confirm_runs = profile.confirm_seeds * min(profile.confirm_candidates, profile.tune_trials)
+    per_arm = profile.tune_trials + confirm_runs
     total = per_arm * len(profile.arms)
     salt = zlib.crc32(worker_id().encode()) if worker else 0
     studies = [open_study(store, profile, arm, salt=salt) for arm in profile.arms]
@@ -111,7 +112,7 @@ def run_benchmark(
     if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
         # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
         failed_leftovers = sum(fail_dead_running(s, all_running=url.startswith("sqlite")) for s in studies)
-    resumed = sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], profile.confirm_seeds)
+    resumed = sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs)
                   for c in map(arm_trial_counts, studies))
     if resumed:
         console.print(f"resuming {profile.name}: {resumed}/{total} trials already done"
@@ -128,11 +129,11 @@ def run_benchmark(
             nonlocal ran
             ran += 1
             counts = [arm_trial_counts(s) for s in studies]  # other workers' trials count too
-            complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= profile.confirm_seeds
+            complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= confirm_runs
                            for c in counts)
             progress.update(bar, description=f"{profile.name} | {record['arm']}",
                             completed=sum(min(c["tune"], profile.tune_trials)
-                                          + min(c["confirm"], profile.confirm_seeds) for c in counts),
+                                          + min(c["confirm"], confirm_runs) for c in counts),
                             arms=f"arms {complete}/{len(studies)}")
             metric = record["task_info"]["metric"]
             value = (record.get("metrics") or {}).get(f"val/{metric}")

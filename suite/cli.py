@@ -284,12 +284,17 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
         sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
         best = max(tune, key=lambda t: (sign * t.value, -t.number)) if tune else None
         defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
+        choice = study.user_attrs.get("confirm_choice")
         values = [t.user_attrs["record"].get("primary", {}).get("value")
                   for t in study.get_trials(deepcopy=False)
-                  if phase_of(t) == PHASE_CONFIRM and "record" in t.user_attrs]
+                  if phase_of(t) == PHASE_CONFIRM and "record" in t.user_attrs
+                  and t.user_attrs.get("candidate", choice) == choice]
         values = [v for v in values if v is not None]
         metric = study.user_attrs.get("metric", "")
+        chosen = next((t for t in tune if t.number == choice), None)
         shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
+        if chosen is not None:
+            shown += " of the defaults" if chosen.user_attrs.get("defaults") else f" of #{chosen.number}"
         rows.append({"arm": name, "tune": counts["tune"], "confirm": shown,
                      "best": shown_trial(best, "best", metric),
                      "defaults": shown_trial(defaults, "defaults", metric)})

@@ -7,7 +7,8 @@ Format (see ``suite/profiles/quick.yaml``)::
 
     name: quick                   # folder name under runs/ and study-name prefix
     tune_trials: 4                # Optuna trials per arm (equal for every arm); trial 0 = defaults
-    confirm_seeds: 2              # re-runs of each arm's best params with fresh seeds
+    confirm_seeds: 2              # re-runs of each arm's best params with seeds shared by every arm
+    confirm_candidates: 2         # 2: the defaults (or the runner-up) are confirmed too; 1: best only
     space: core                   # core | full; default core below 16 trials, full from 16
     pruner: auto                  # auto (median from 10 trials, none below) | median | hyperband | none
     sampler_seed: 0               # one seed for every arm's sampler (Sobol start-up, then TPE)
@@ -41,8 +42,8 @@ SPACES = ("core", "full")
 # over a handful of trials stops slow starters at random, and 4-8 trials cannot cover 8-12 dimensions.
 MIN_TRIALS_TO_PRUNE = 10
 MIN_TRIALS_FULL_SPACE = 16
-PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "pruner", "sampler_seed", "seed",
-                "epochs", "matrix", "tracking", "space"}
+PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "confirm_candidates", "pruner",
+                "sampler_seed", "seed", "epochs", "matrix", "tracking", "space"}
 ENTRY_KEYS = {"tasks", "families", "optimizers", "regularizers", "params", "epochs"}
 TRACKING_KEYS = {"wandb", "energy", "country"}
 
@@ -69,6 +70,7 @@ class Profile:
     tune_trials: int
     confirm_seeds: int
     arms: tuple[Arm, ...]
+    confirm_candidates: int = 2
     pruner: str = "none"
     space: str = "core"
     sampler_seed: int = 0
@@ -80,6 +82,7 @@ class Profile:
     def settings(self) -> dict[str, Any]:
         """JSON-able summary stored on every study (``profile`` user attr)."""
         return {"name": self.name, "tune_trials": self.tune_trials, "confirm_seeds": self.confirm_seeds,
+                "confirm_candidates": self.confirm_candidates,
                 "pruner": self.pruner, "space": self.space, "sampler_seed": self.sampler_seed,
                 "seed": self.seed,
                 "arms": len(self.arms), "description": self.description}
@@ -163,6 +166,10 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
         raise SuiteError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")
     tune_trials = _int(data, "tune_trials", 4, 1, where)
     confirm_seeds = _int(data, "confirm_seeds", 2, 0, where)
+    confirm_candidates = _int(data, "confirm_candidates", 2, 1, where)
+    if confirm_candidates > 2:
+        raise SuiteError(f"{where}: confirm_candidates must be 1 (the best tuning trial) or 2 (and the "
+                         f"defaults, or the runner-up), got {confirm_candidates}")
     pruner = data.get("pruner", "auto")
     if pruner not in PRUNERS:
         raise SuiteError(f"{where}: pruner {pruner!r} is not valid; allowed: {', '.join(PRUNERS)}")
@@ -213,7 +220,7 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
             arms.append(arm)
     return Profile(
         name=name, tune_trials=tune_trials, confirm_seeds=confirm_seeds, arms=tuple(arms), pruner=pruner,
-        space=space,
+        space=space, confirm_candidates=confirm_candidates,
         sampler_seed=_int(data, "sampler_seed", 0, 0, where), seed=_int(data, "seed", 0, 0, where),
         description=str(data.get("description", "")), tracking=tracking, source=data,
     )

@@ -19,8 +19,11 @@ The protocol (identical for every arm; the README's protocol section says the sa
      ``MedianPruner`` with 5 start-up trials and a warm-up of a third of the epochs, fed by
      optuna-integration's ``PyTorchLightningPruningCallback`` with the validation primary metric.
 2. **Confirm**: the best tuning trial's params (by validation metric) re-run with ``confirm_seeds``
-   seeds shared by every arm (``seed + 1 .. seed + K``), without pruning. Reports compare arms on
-   these, paired by seed.
+   seeds shared by every arm (``seed + 1 .. seed + K``), without pruning; with
+   ``confirm_candidates: 2`` (the default) the defaults (or the runner-up, when the defaults are
+   the best) too, and the arm stands for the candidate with the better mean validation metric over
+   the confirm seeds (study attr ``confirm_choice``). Reports compare arms on the chosen
+   candidate's confirm runs, paired by seed, and never choose on test.
 
 Every trial, pruned and failed ones too, stores its full record in ``user_attrs["record"]`` and
 its phase in ``user_attrs["phase"]``; the trial value is the validation primary metric.
@@ -212,11 +215,6 @@ def done_tune(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_TUNE and is_done(t)]
 
 
-def done_confirm_seeds(study: optuna.Study) -> set[int]:
-    return {t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False)
-            if phase_of(t) == PHASE_CONFIRM and is_done(t)}
-
-
 def fail_dead_running(study: optuna.Study, *, all_running: bool = False) -> int:
     """Fail the RUNNING trials of dead processes and requeue each with the same params; return how many.
 
@@ -281,13 +279,16 @@ def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
                and (t.state == TrialState.RUNNING or is_done(t)) for t in study.get_trials(deepcopy=False))
 
 
-def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None) -> int:
-    """How many other trials of the same phase (and seed) were claimed before this one."""
+def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None,
+                   candidate: int | None = None) -> int:
+    """How many other trials of the same phase (and, for confirm runs, seed and candidate) were
+    claimed before this one."""
     count = 0
     for t in study.get_trials(deepcopy=False):
         if t.number >= trial.number or phase_of(t) != phase or t.user_attrs.get("surplus"):
             continue
-        if phase == PHASE_CONFIRM and t.user_attrs.get("seed") != seed:
+        if phase == PHASE_CONFIRM and (t.user_attrs.get("seed") != seed
+                                       or t.user_attrs.get("candidate") != candidate):
             continue
         if t.state == TrialState.RUNNING or is_done(t):
             count += 1
@@ -463,7 +464,9 @@ class ArmRunner:
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", worker_id())
         budget = self.profile.tune_trials if phase == PHASE_TUNE else 1
-        if (claimed_before(self.study, trial, phase, seed if phase == PHASE_CONFIRM else None) >= budget
+        candidate = trial.user_attrs.get("candidate")
+        if (claimed_before(self.study, trial, phase, seed if phase == PHASE_CONFIRM else None,
+                           candidate) >= budget
                 or (trial.user_attrs.get("defaults") and defaults_claimed_before(self.study, trial))):
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(f"{self.name}: {phase} budget already claimed")
@@ -486,6 +489,8 @@ class ArmRunner:
         meta = {"phase": phase, "arm": self.name, "benchmark": self.profile.name,
                 "study": self.name, "trial_number": trial.number, "worker": worker_id(),
                 "space": self.profile.space, "defaults": bool(trial.user_attrs.get("defaults"))}
+        if phase == PHASE_CONFIRM:
+            meta["candidate"] = candidate
         retry_of = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
         if retry_of is not None:  # a requeued copy of a dead worker's trial
             meta["retry_of"] = retry_of
@@ -534,38 +539,80 @@ class ArmRunner:
                 return WAIT  # others are running the last trials
             self._optimize_one()  # a new trial, or a requeued one (ours or a dead worker's)
             return RAN
-        best = self.best_tune_trial()
-        if best is None or self.profile.confirm_seeds == 0:
+        candidates = self.candidates()
+        if not candidates or self.profile.confirm_seeds == 0:
             return DONE
-        if self.study.user_attrs.get("best_tune_trial") != best.number:
-            self.study.set_user_attr("best_tune_trial", best.number)
         seeds = [self.profile.seed + 1 + k for k in range(self.profile.confirm_seeds)]
-        done = {t.user_attrs.get("seed") for t in trials if phase_of(t) == PHASE_CONFIRM and is_done(t)}
-        missing = [s for s in seeds if s not in done]
+        confirm = [t for t in trials if phase_of(t) == PHASE_CONFIRM and not t.user_attrs.get("surplus")]
+        key = {t.number: (t.user_attrs.get("candidate"), t.user_attrs.get("seed")) for t in confirm}
+        done = {key[t.number] for t in confirm if is_done(t)}
+        missing = [(c.number, s) for c in candidates for s in seeds if (c.number, s) not in done]
         if not missing:
+            self.choose(candidates, [t for t in confirm if is_done(t)])
             return DONE
         if waiting:
             self._optimize_one()  # an enqueued claim (ours, or left by a killed process)
             return RAN
-        running = {t.user_attrs.get("seed") for t in trials
-                   if phase_of(t) == PHASE_CONFIRM and t.state == TrialState.RUNNING}
-        free = [s for s in missing if s not in running]
+        running = {key[t.number] for t in confirm if t.state == TrialState.RUNNING}
+        free = [m for m in missing if m not in running]
         if not free:
             return WAIT
-        self.study.enqueue_trial(best.params, user_attrs={"phase": PHASE_CONFIRM, "seed": free[0]})
+        number, seed = free[0]
+        params = next(c.params for c in candidates if c.number == number)
+        self.study.enqueue_trial(params, user_attrs={"phase": PHASE_CONFIRM, "seed": seed,
+                                                     "candidate": number})
         self._optimize_one()
         return RAN
+
+    def candidates(self) -> list[FrozenTrial]:
+        """The tuning trials whose params get confirm runs, fixed on the study once tuning is done.
+
+        The best tuning trial (validation metric of the tuning seed), then, with
+        ``confirm_candidates: 2``, the defaults trial (or, when the defaults are the best, the
+        runner-up): every arm confirms the same number of candidates, and the tuned params must beat
+        the defaults on the confirm seeds' validation, not only on the tuning seed's (one lucky seed
+        does not make an arm worse than its defaults).
+        """
+        stored = self.study.user_attrs.get("confirm_candidates")
+        complete = {t.number: t for t in done_tune(self.study) if t.state == TrialState.COMPLETE}
+        if stored is None:
+            sign = 1 if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+            ranked = sorted(complete.values(), key=lambda t: (-sign * t.value, t.number))
+            if not ranked:
+                return []
+            picked = ranked[:1]
+            if self.profile.confirm_candidates > 1:
+                defaults = next((t for t in ranked if t.user_attrs.get("defaults")), None)
+                second = defaults if defaults is not None and defaults is not ranked[0] else (
+                    ranked[1] if len(ranked) > 1 else None)
+                picked += [second] if second is not None else []
+            stored = [t.number for t in picked]
+            self.study.set_user_attr("best_tune_trial", stored[0])
+            self.study.set_user_attr("confirm_candidates", stored)
+        return [complete[n] for n in stored if n in complete]
+
+    def choose(self, candidates: list[FrozenTrial], confirm: list[FrozenTrial]) -> None:
+        """Store on the study which candidate the arm stands for (``confirm_choice``): the one with
+        the fewest failed confirm runs, then the best mean validation metric over the confirm seeds;
+        a tie goes to the defaults, then to the better tuning trial. Test metrics never choose."""
+        if "confirm_choice" in self.study.user_attrs:
+            return
+        sign = 1 if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+
+        def key(c: FrozenTrial) -> tuple:
+            runs = [t for t in confirm if t.user_attrs.get("candidate") == c.number]
+            vals = [t.value for t in runs if t.state == TrialState.COMPLETE and t.value is not None
+                    and math.isfinite(t.value)]
+            failed = len(runs) - len(vals)
+            mean = sum(vals) / len(vals) if vals else -math.inf
+            return failed, -sign * mean if vals else math.inf, not c.user_attrs.get("defaults")
+
+        choice = min(candidates, key=key)  # candidates are in tuning order: best first on full ties
+        self.study.set_user_attr("confirm_choice", choice.number)
 
     def running(self) -> int:
         """Trials of this arm running now (on any worker)."""
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-    def best_tune_trial(self) -> FrozenTrial | None:
-        complete = [t for t in done_tune(self.study) if t.state == TrialState.COMPLETE]
-        if not complete:
-            return None
-        sign = 1 if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-        return max(complete, key=lambda t: (sign * t.value, -t.number))
 
     def run(self, wait_s: float = 2.0) -> None:
         """This arm's whole protocol: tune to budget, then confirm (waits on other workers)."""

@@ -27,7 +27,8 @@ from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, open_storage, phase
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
-ONE_ARM = {"name": "faults", "tune_trials": 3, "confirm_seeds": 1, "pruner": "none", "epochs": 2,
+ONE_ARM = {"name": "faults", "tune_trials": 3, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",
+           "epochs": 2,
            "tracking": {"wandb": False, "energy": False},
            "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"],
                        "params": {"width": 16, "depth": 1, "batch_size": 128}}]}

@@ -235,3 +235,49 @@ def test_resume_draws_no_params_twice(tmp_path):
     assert len(tune) == 12
     seen = [json.dumps(t.params, sort_keys=True) for t in tune]
     assert len(set(seen)) == len(seen), "a resumed run drew params twice"
+
+
+# -------------------------------------------------------------------------- confirm candidates
+
+
+def test_the_defaults_are_confirmed_beside_the_best_and_the_better_on_confirm_val_is_chosen(tmp_path):
+    data = profile(tune_trials=4, confirm_seeds=2, matrix=[{
+        "tasks": ["digits"], "families": ["mlp"], "optimizers": ["sgd", "adam"],
+        "params": {"width": 16, "depth": 1, "batch_size": 128}}])
+    prof = parse_profile(data)
+    assert prof.confirm_candidates == 2  # the default
+    result = run_benchmark(prof, out_dir=tmp_path / "run", report=False)
+    for study in studies(result.storage):
+        trials = study.get_trials()
+        tune = [t for t in trials if phase_of(t) == "tune"]
+        confirm = [t for t in trials if phase_of(t) == "confirm"]
+        best = max(tune, key=lambda t: (t.value, -t.number))
+        cands = study.user_attrs["confirm_candidates"]
+        assert cands[0] == best.number and len(cands) == 2
+        second = next(t for t in tune if t.number == cands[1])
+        assert second.user_attrs.get("defaults") or best.user_attrs.get("defaults")
+        assert sorted((t.user_attrs["candidate"], t.user_attrs["seed"]) for t in confirm) == sorted(
+            (c, s) for c in cands for s in (1, 2))
+        for t in confirm:
+            assert t.params == next(x for x in tune if x.number == t.user_attrs["candidate"]).params
+            assert t.user_attrs["record"]["candidate"] == t.user_attrs["candidate"]
+        mean = {c: sum(t.value for t in confirm if t.user_attrs["candidate"] == c) / 2 for c in cands}
+        choice = study.user_attrs["confirm_choice"]
+        assert mean[choice] == max(mean.values())  # chosen on confirm validation, never on test
+
+
+def test_the_report_compares_the_chosen_candidate_only(tmp_path):
+    from reports.load import load
+    from reports.stats import confirm_trials
+
+    data = profile(tune_trials=3, confirm_seeds=1, matrix=[{
+        "tasks": ["digits"], "families": ["mlp"], "optimizers": ["sgd"],
+        "params": {"width": 16, "depth": 1, "batch_size": 128}}])
+    result = run_benchmark(parse_profile(data), out_dir=tmp_path / "run", report=False)
+    (study,) = studies(result.storage)
+    frame = load([str(tmp_path / "run")]).trials
+    rows = confirm_trials(frame)
+    chosen = study.user_attrs["confirm_choice"]
+    assert len(frame[frame["phase"] == "confirm"]) == 2 and len(rows) == 1
+    (number,) = rows["number"]
+    assert study.trials[number].user_attrs["candidate"] == chosen

@@ -24,7 +24,8 @@ from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "S3cretPw-not-to-leak"
 PROFILE = {
-    "name": "scaleout", "tune_trials": 3, "confirm_seeds": 1, "pruner": "none", "epochs": 25,
+    "name": "scaleout", "tune_trials": 3, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",
+    "epochs": 25,
     "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam", "sgd"],
                 "regularizers": [["none"]], "params": {"width": 16, "depth": 1, "batch_size": 64}}],
 }
