@@ -37,7 +37,7 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns of the trial frame, in order (every row has all of them; missing values are None/NaN).
 TRIAL_COLUMNS = (
     "uid", "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "arm",
-    "number", "state", "phase", "chosen", "space", "value", "seed", "status", "error",
+    "number", "state", "phase", "chosen", "config", "space", "value", "seed", "status", "error",
     "metric", "direction", "target", "test", "val", "train",
     "lr", "batch_size", "activation", "params", "optuna_params",
     "epochs", "epochs_run", "steps", "n_params", "wall_s", "fit_s", "samples_per_s", "samples",
@@ -181,23 +181,31 @@ def machine_fingerprint(device: Any, gpu_model: Any, cpu_model: Any) -> str:
     return f"{dev}: {model or 'unknown model'}"
 
 
-def chosen_candidate(record: dict[str, Any], study_attrs: dict[str, Any], phase: str) -> bool | None:
-    """For a confirm run: whether it belongs to the candidate its arm stands for.
+def chosen_candidate(record: dict[str, Any], study_attrs: dict[str, Any], phase: str,
+                     number: int | None = None) -> bool | None:
+    """Whether a trial belongs to the candidate its arm stands for.
 
     With ``confirm_candidates: 2`` an arm confirms two tuning trials (the best and the defaults or
     the runner-up) and stands for the one with the better mean confirm validation metric (study attr
     ``confirm_choice``; until every confirm run is done, the best tuning trial, the first of
-    ``confirm_candidates``). Runs without a ``candidate`` (one candidate, older records) belong to it.
-    ``None`` for tuning trials.
+    ``confirm_candidates``). A confirm run belongs to it when it re-runs that trial's params (runs
+    without a ``candidate``, from one-candidate or older records, always do); a tuning trial when it
+    is that trial. ``None`` when the study records no choice (a tuning trial) or nothing is known.
     """
-    if phase != "confirm":
-        return None
-    candidate = record.get("candidate")
     choice = study_attrs.get("confirm_choice")
     if choice is None:
-        first = study_attrs.get("confirm_candidates") or [None]
-        choice = first[0]
+        choice = (study_attrs.get("confirm_candidates") or [None])[0]
+    if phase != "confirm":
+        return None if choice is None or number is None else number == choice
+    candidate = record.get("candidate")
     return candidate is None or choice is None or candidate == choice
+
+
+def config_label(record: dict[str, Any]) -> str | None:
+    """What a confirm run re-runs: ``defaults`` or ``tuned #N`` (the tuning trial), ``None`` if unknown."""
+    if record.get("phase") != "confirm" or record.get("candidate") is None:
+        return None
+    return "defaults" if record.get("candidate_defaults") else f"tuned #{record['candidate']}"
 
 
 def trial_row(
@@ -258,7 +266,8 @@ def trial_row(
         "number": number,
         "state": state,
         "phase": phase or rec.get("phase") or "tune",
-        "chosen": chosen_candidate(rec, attrs, phase or rec.get("phase") or "tune"),
+        "chosen": chosen_candidate(rec, attrs, phase or rec.get("phase") or "tune", number),
+        "config": config_label(rec),
         "space": rec.get("space"),
         "value": _num(value),
         "seed": rec.get("seed"),

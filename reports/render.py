@@ -359,10 +359,12 @@ def leaderboard(ctx: Context) -> list[Block]:
         return [note(f"No completed confirm trials: the leaderboard compares confirm re-runs only "
                      f"({n_tune} tuning trials exist).")]
     blocks = [text(f"Each family's best arm (optimizer / regularizers) among the arms the task's families "
-                   f"have in common, chosen on tuning data: the validation metric of the arm's best "
-                   f"completed tuning trial (an arm without one: the mean validation metric of its confirm "
-                   f"seeds; the test metric never chooses). Numbers are the test metric over the confirm "
-                   f"seeds, mean and {ctx.level:.0%} Student-t interval.")]
+                   f"have in common, chosen on tuning data: the tuning validation metric of the params the "
+                   f"arm stands for (its defaults or its best tuning trial, whichever did better on the "
+                   f"confirm seeds' validation: 'params of'; an arm without a tuning value: the mean "
+                   f"validation metric of its confirm seeds; the test metric never chooses). Numbers are "
+                   f"the test metric over the confirm seeds, mean and {ctx.level:.0%} Student-t "
+                   f"interval.")]
     best = ctx.family_best
     for task in ctx.tasks:
         _, direction, _ = ctx.task_info(task)
@@ -375,7 +377,7 @@ def leaderboard(ctx: Context) -> list[Block]:
                                "No arm of this task has a validation value to be chosen by."))
             continue
         b = b.sort_values("mean", ascending=direction != "maximize")
-        rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r),
+        rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r), "params of": r["config"],
                  "chosen on": stats.SELECTED_ON[r["selected_on"]], "chosen val": r["select_key"], "n": r["n"],
                  "mean": r["mean"], f"{ctx.level:.0%} CI": ci_text(r), "std": r["std"],
                  "params": r["n_params"], "train time s": r["fit_s"], "energy kWh": r["energy_kwh"]}

@@ -70,12 +70,15 @@ def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per arm, the validation value of its best tuning trial: the selection key of :func:`best_of`.
+    """Per arm, the tuning validation value of the params it stands for: the selection key of
+    :func:`best_of`.
 
     Only tuning-phase data: trials with phase ``tune``, state ``COMPLETE`` and a finite ``val`` (the
-    record's validation primary metric). The best is the largest value when the arm's ``direction``
-    (its first recorded one) is ``maximize``, the smallest when it is ``minimize``. Confirm and test
-    values are never read.
+    record's validation primary metric). When the arm's study chose a confirm candidate (column
+    ``chosen`` True on one tuning trial: the defaults or the best, by confirm validation) it is that
+    trial's value, so an arm that stands for its defaults is not ranked by a lucky other trial;
+    otherwise the best: the largest value when the arm's ``direction`` (its first recorded one) is
+    ``maximize``, the smallest when it is ``minimize``. Test values are never read.
 
     Returns:
         One row per arm that has such a trial: ``ARM`` columns, ``tune_best_val``, ``n_tune`` (the
@@ -91,8 +94,9 @@ def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
     for key, g in t.groupby(ARM, sort=True, dropna=False):
         direction = g["direction"].dropna()
         low = len(direction) > 0 and direction.iloc[0] == "minimize"
-        rows.append({**dict(zip(ARM, key, strict=True)),
-                     "tune_best_val": float(g["val"].min() if low else g["val"].max()), "n_tune": len(g)})
+        chosen = g[g["chosen"].map(lambda c: c is True or c is np.True_)] if "chosen" in g else g.iloc[0:0]
+        value = chosen["val"].iloc[0] if len(chosen) else (g["val"].min() if low else g["val"].max())
+        rows.append({**dict(zip(ARM, key, strict=True)), "tune_best_val": float(value), "n_tune": len(g)})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -107,6 +111,7 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
             (:func:`tune_best_val`); ``None``: that column is NaN for every arm.
 
     Columns: ``ARM``, ``metric``, ``direction``, ``n``, ``mean``, ``std``, ``half_width``,
+    ``config`` (what the confirm runs re-run: ``defaults`` or ``tuned #N``; None when unknown),
     ``ci_low``, ``ci_high`` (test primary metric), ``val_mean`` (confirm seeds' mean validation
     metric), ``tune_best_val`` and ``n_tune`` (validation value of the arm's best complete tuning
     trial and how many there were: the selection key of :func:`best_of`), ``gap_mean``, ``n_params``
@@ -114,15 +119,18 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     ``emissions_kg`` (mean per trial), ``time_to_target_s`` and ``energy_to_target_kwh`` (mean over
     the seeds that reached the target), ``reached`` (how many seeds reached it).
     """
-    cols = [*ARM, "metric", "direction", "n", "mean", "std", "half_width", "ci_low", "ci_high",
+    cols = [*ARM, "metric", "direction", "config", "n", "mean", "std", "half_width", "ci_low", "ci_high",
             "val_mean", "tune_best_val", "n_tune", "gap_mean", "n_params", "fit_s", "samples_per_s",
             "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh", "reached"]
     if confirm.empty:
         return pd.DataFrame(columns=cols)
     ci = mean_ci(confirm, ARM, "test", level=level)
     tt = to_target(confirm)
+    if "config" not in tt:
+        tt = tt.assign(config=None)
     agg = tt.groupby(ARM, dropna=False).agg(
         metric=("metric", "first"), direction=("direction", "first"), val_mean=("val", "mean"),
+        config=("config", "first"),
         gap_mean=("gap_final", "mean"), n_params=("n_params", "median"), fit_s=("fit_s", "mean"),
         samples_per_s=("samples_per_s", "mean"), energy_kwh=("energy_kwh", "mean"),
         emissions_kg=("emissions_kg", "mean"), time_to_target_s=("time_to_target_s", "mean"),
@@ -137,7 +145,7 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     return out[cols]
 
 
-SELECTED_ON = {"tune": "best tuning trial's val", "confirm": "confirm seeds' mean val"}
+SELECTED_ON = {"tune": "tuning val", "confirm": "confirm seeds' mean val"}
 
 
 def selection_keys(summary: pd.DataFrame) -> pd.DataFrame:

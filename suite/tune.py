@@ -491,6 +491,7 @@ class ArmRunner:
                 "space": self.profile.space, "defaults": bool(trial.user_attrs.get("defaults"))}
         if phase == PHASE_CONFIRM:
             meta["candidate"] = candidate
+            meta["candidate_defaults"] = bool(trial.user_attrs.get("candidate_defaults"))
         retry_of = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
         if retry_of is not None:  # a requeued copy of a dead worker's trial
             meta["retry_of"] = retry_of
@@ -558,9 +559,10 @@ class ArmRunner:
         if not free:
             return WAIT
         number, seed = free[0]
-        params = next(c.params for c in candidates if c.number == number)
-        self.study.enqueue_trial(params, user_attrs={"phase": PHASE_CONFIRM, "seed": seed,
-                                                     "candidate": number})
+        cand = next(c for c in candidates if c.number == number)
+        self.study.enqueue_trial(cand.params, user_attrs={
+            "phase": PHASE_CONFIRM, "seed": seed, "candidate": number,
+            "candidate_defaults": bool(cand.user_attrs.get("defaults"))})
         self._optimize_one()
         return RAN
 

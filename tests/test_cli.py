@@ -77,3 +77,22 @@ def test_console_script_exit_code_and_clean_stdout():
     assert proc.stdout == ""
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: unknown task 'nope'; known: ") and "digits, " in line
+
+
+def test_tune_prints_the_best_and_the_defaults_trial_and_seeds_by_study(tmp_path):
+    args = ("tune", "--task", "digits", "--family", "mlp", "--optimizer", "sgd", "--param", "width=16",
+            "--param", "depth=1", "--trials", "3", "--epochs", "1", "--device", "cpu", "--no-wandb",
+            "--no-energy")
+    one = invoke(*args, "--out", str(tmp_path / "a"), "--study", "a")
+    assert one.exit_code == 0, one.output
+    line = one.stdout.strip().splitlines()[-1]
+    assert "a/digits/mlp/sgd/none: 3 tuning trials done; best #" in line
+    assert "defaults #0: val" in line and "(lr=0.05)" in line  # sgd's default learning rate
+    same = invoke(*args, "--out", str(tmp_path / "b"), "--study", "b", "--sampler-seed",
+                  str(__import__("zlib").crc32(b"a") % 2**31))
+    other = invoke(*args, "--out", str(tmp_path / "c"), "--study", "c")
+    strip = lambda out: out.stdout.strip().splitlines()[-1].split(":", 1)[1]  # noqa: E731
+    assert strip(same) == strip(one)  # the study name only seeds the sampler
+    assert strip(other) != strip(one)
+    bad = invoke(*args, "--out", str(tmp_path / "d"), "--pruner", "median")
+    assert bad.exit_code == 2 and "pruner 'median' needs tune_trials >= 10, got 3" in bad.stderr

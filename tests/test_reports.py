@@ -250,7 +250,7 @@ def test_leaderboard_never_chooses_on_confirm_or_test_when_tuning_data_exists(tm
     assert ranked(boards["digits"]) == [("mlp", "adam / none"), ("rnn", "adam / none")]
     assert "common arms: adam / none, sgd / none; mlp was also tuned with other arms (mlp: 3 in all)" in \
         boards["digits"]
-    assert "best tuning trial&#39;s val" in boards["digits"] or "best tuning trial's val" in boards["digits"]
+    assert "tuning val" in boards["digits"]
     # cnn's test mean (0.1 rmse) would win, but it has no validation value: not ranked, and said so
     assert ranked(boards["sunspots"]) == [("mlp", "adam / none")]
     assert "The families share no arm" in boards["sunspots"] and "(cnn 1 arm, mlp 1 arm)" in boards["sunspots"]

@@ -204,6 +204,20 @@ def test_tune_best_val_reads_only_complete_tuning_trials():
     assert stats.arm_summary(stats.confirm_trials(t))["tune_best_val"].isna().all()
 
 
+def test_an_arm_standing_for_its_defaults_is_keyed_by_the_defaults_tuning_value():
+    t = tuning_trials()
+    first = t.index[(t["optimizer"] == "adam") & (t["phase"] == "tune")][0]  # val 0.80: the defaults
+    t = t.assign(chosen=None)
+    t.loc[t["optimizer"] == "adam", "chosen"] = False
+    t.loc[first, "chosen"] = True  # confirm validation chose the defaults over the 0.85 trial
+    tb = stats.tune_best_val(t).set_index("optimizer")
+    assert tb.loc["adam", "tune_best_val"] == pytest.approx(0.80)
+    assert tb.loc["sgd", "tune_best_val"] == pytest.approx(0.30)  # no choice recorded: the best
+    confirm_of_other = t.index[(t["optimizer"] == "adam") & (t["phase"] == "confirm")]
+    t.loc[confirm_of_other, "chosen"] = False  # a confirm run of the candidate not chosen
+    assert "adam" not in set(stats.confirm_trials(t)["optimizer"])
+
+
 def test_families_are_compared_on_their_common_arms():
     rows = [  # (task, family, optimizer, regularizers, tune_best_val)
         ("a", "mlp", "adam", "none", 0.80), ("a", "mlp", "adam", "dropout", 0.99),
