@@ -125,6 +125,8 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
         best = max(tune, key=lambda t: t.value)
         assert confirm[0].params == best.params
         for t in trials:
+            if "failed_trial" in t.system_attrs:
+                requeues.append((name, t))
             if t.user_attrs.get("surplus"):
                 assert "record" not in t.user_attrs and t.state == TrialState.FAIL
                 continue
@@ -132,8 +134,6 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
                 lost.append((name, t.number))
             key = (name, phase_of(t), t.user_attrs["seed"], json.dumps(t.params, sort_keys=True))
             started.setdefault(key, []).append(t.number)
-            if "failed_trial" in t.system_attrs:
-                requeues.append((name, t))
     assert lost == [(victim_study(studies, victim), victim.number)]  # only the killed trial
     table = {n: [(t.number, t.state.name, t.user_attrs.get("surplus"), t.user_attrs.get("defaults"),
                   t.system_attrs.get("failed_trial"), t.params) for t in ts] for n, ts in studies.items()}
@@ -141,11 +141,19 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
     (requeue_arm, requeue), = requeues
     assert requeue.system_attrs["failed_trial"] == victim.number
     assert requeue_arm == victim_study(studies, victim)
-    assert requeue.state == TrialState.COMPLETE and requeue.params == victim.params
-    assert requeue.user_attrs["record"]["retry_of"] == victim.number
-    assert requeue.user_attrs["worker"] != victim.user_attrs["worker"]
     repeated = {k: v for k, v in started.items() if len(v) > 1}
-    assert list(repeated.values()) == [sorted([victim.number, requeue.number])], repeated
+    if requeue.user_attrs.get("surplus"):
+        # a live worker claimed the freed slot with a new trial between the stale failure and the
+        # requeue (optuna fails the trial, then enqueues its copy): the copy is surplus, the budget
+        # stays exact and the victim's slot was redone by that new trial
+        assert requeue.state == TrialState.FAIL and "record" not in requeue.user_attrs, table
+        # (a tune slot draws new params; a confirm slot re-runs the same params and seed)
+        assert len(repeated) <= 1 and all(len(v) == 2 and victim.number in v for v in repeated.values())
+    else:
+        assert requeue.state == TrialState.COMPLETE and requeue.params == victim.params
+        assert requeue.user_attrs["record"]["retry_of"] == victim.number
+        assert requeue.user_attrs["worker"] != victim.user_attrs["worker"]
+        assert list(repeated.values()) == [sorted([victim.number, requeue.number])], repeated
     workers = {t.user_attrs["worker"] for ts in studies.values() for t in ts if "record" in t.user_attrs}
     assert len(workers) >= 2  # the work was shared
 
