@@ -402,6 +402,22 @@ def report(
 
 
 @app.command()
+def export(
+    sources: Annotated[list[str], typer.Argument(help="run folders, storage URLs or journal files")],
+    out_file: Annotated[Path, typer.Option("--out", help="file to write: .parquet or .csv")] = Path(
+        "trials.parquet"),
+) -> None:
+    """Write the tidy trial frame (one row per trial: config, params, metrics, energy, hardware)."""
+    from reports.export import export as write
+
+    try:
+        rows = write(sources, out_file)
+    except SuiteError as exc:
+        fail(str(exc))
+    out.print(f"wrote {rows} trials to {out_file}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def perf(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     repeats: Annotated[int, typer.Option(help="timed repeats per path (after a one-epoch warm-up)")] = 3,
