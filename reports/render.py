@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from reports import figures, stats
+from reports.findings import task_findings
 from reports.load import ReportData, load
 
 Block = dict[str, Any]
@@ -196,6 +197,15 @@ class Context:
         return blocks
 
     @cached_property
+    def findings(self) -> list[dict[str, Any]]:
+        """Every task's findings (:func:`reports.findings.task_findings`), also ``findings.json``."""
+        out: list[dict[str, Any]] = []
+        for task in self.tasks:
+            out += task_findings(task, self.family_best, self.confirm, self.data.studies,
+                                 level=self.level, alpha=self.alpha)
+        return out
+
+    @cached_property
     def tasks(self) -> list[str]:
         return sorted(self.trials["task"].dropna().astype(str).unique())
 
@@ -235,6 +245,24 @@ def section(slug: str, title: str) -> Callable[[SectionFn], SectionFn]:
         return fn
 
     return deco
+
+
+@section("findings", "Findings")
+def findings_section(ctx: Context) -> list[Block]:
+    if ctx.confirm.empty:
+        return [note("No completed confirm trials: no finding can be stated yet.")]
+    blocks: list[Block] = [text(
+        f"What the data support, per task. Families are compared on their per-seed differences over the "
+        f"shared confirm seeds (paired Student-t test and {ctx.level:.0%} interval on the differences, "
+        f"Holm's correction across the task's pairs, alpha {ctx.alpha:g}); a family is recommended on its "
+        f"confirm validation metric and reported on test. Each finding states the budget it holds for.")]
+    for task in ctx.tasks:
+        found = [f for f in ctx.findings if f["task"] == task]
+        blocks.append(sub(ctx.task_heading(task)))
+        if not found:
+            blocks.append(note("No finding: no family of this task has a chosen arm with confirm results."))
+        blocks += [text(f["text"]) for f in found]
+    return blocks
 
 
 @section("provenance", "Provenance")
@@ -695,13 +723,13 @@ def render_sections(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
-def render_html(data: ReportData, *, title: str = "Benchmark report") -> str:
-    """The report page as one HTML string."""
+def render_html(data: ReportData, *, title: str = "Benchmark report", ctx: Context | None = None) -> str:
+    """The report page as one HTML string (``ctx``: a context to reuse, e.g. for ``findings.json``)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    ctx = Context(data)
+    ctx = ctx or Context(data)
     return env.get_template("report.html").render(
         title=title, sections=render_sections(ctx), sources=[s.label for s in data.sources],
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), n_trials=len(data.trials),
@@ -726,5 +754,15 @@ def build_report(sources: list[str], out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
-    path.write_text(render_html(data), encoding="utf-8")
+    ctx = Context(data)
+    path.write_text(render_html(data, ctx=ctx), encoding="utf-8")
+    (out_dir / "findings.json").write_text(json.dumps(ctx.findings, indent=1, default=_json_value),
+                                           encoding="utf-8")
     return path
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars and other values ``json`` does not know, for ``findings.json``."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

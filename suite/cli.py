@@ -199,7 +199,20 @@ def benchmark(
                              f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s")
     out.print(f"storage: {mask_url(result.storage)}")
     if result.report:
+        print_findings(result.report.parent / "findings.json")
         out.print(f"report: {result.report}")
+
+
+def print_findings(path: Path) -> None:
+    """The report's findings, one per line (nothing when the report wrote none)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if found:
+        out.print("findings:", style="bold")
+    for f in found:
+        out.print(f"- {f['text']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -166,6 +166,7 @@ def expected_figures(n_tasks: int, *, machines: int = 1, families: int = 3, opti
                      friedman_families: bool = True, friedman_optimizers: bool = True) -> dict[str, int]:
     """Figures per section for a benchmark written by :func:`write_benchmark` (every arm confirmed)."""
     return {
+        "findings": 0,
         "provenance": 0,
         "leaderboard": 0,
         "architectures": n_tasks,

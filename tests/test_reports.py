@@ -4,6 +4,7 @@ follow the data contract, one real record from ``suite.train``, and the page in 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -403,6 +404,7 @@ def open_page(chromium: str, report: Path, tmp_path: Path, screenshot: str):
             seen["broken"] = page.evaluate("""() => [...document.images]
                 .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)""")
             seen["text"] = page.locator("body").inner_text()
+            seen["findings"] = page.locator("section#findings").inner_text()
             shot = tmp_path / f"{screenshot}.png"
             page.screenshot(path=str(shot), full_page=True)
             seen["screenshot"] = shot
@@ -416,7 +418,9 @@ def test_report_in_headless_chromium(chromium, bench_report, script_report, tmp_
     seen = open_page(chromium, bench_report, tmp_path, "report")
     assert seen["errors"] == []
     assert [u for u in seen["requests"] if not u.startswith("data:")] == [bench_report.resolve().as_uri()]
-    assert seen["headings"] == TITLES
+    assert seen["headings"] == TITLES and TITLES[0] == "1. Findings"
+    assert "On digits, use " in seen["findings"] and "[budget per arm: " in seen["findings"]
+    assert " beats " in seen["findings"] or "not distinguishable" in seen["findings"]
     assert seen["figures"] == expected_figures(len(BENCH_TASKS))
     assert seen["broken"] == []
     assert seen["screenshot"].stat().st_size > 50_000
@@ -425,3 +429,36 @@ def test_report_in_headless_chromium(chromium, bench_report, script_report, tmp_
     assert seen["dialogs"] == [] and seen["errors"] == []
     assert SCRIPT in seen["text"]  # shown as text, not run
     assert seen["broken"] == []
+
+
+def test_findings_come_first_with_a_difference_and_an_indistinguishable_pair(tmp_path):
+    """3 families on 2 shared tasks, 3 confirm seeds: cnn is consistently ahead of mlp (significant
+    after Holm), rnn and mlp overlap seed by seed (not distinguishable)."""
+    import optuna
+
+    from reports import build_report
+    from tests.report_data import write_arm
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'f.db'}")
+    tests = {"mlp": [0.80, 0.82, 0.81], "cnn": [0.90, 0.921, 0.909], "rnn": [0.83, 0.79, 0.815]}
+    for task in ("digits", "mnist1d"):
+        for family, values in tests.items():
+            write_arm(storage, task=task, family=family, optimizer="adam", regs=["none"],
+                      tune=[v - 0.01 for v in values], confirm=[(v, v) for v in values])
+    page = build_report([f"sqlite:///{tmp_path / 'f.db'}"], tmp_path / "report")
+    found = json.loads((tmp_path / "report" / "findings.json").read_text())
+    kinds = {(f["task"], f["kind"]) for f in found}
+    assert ("digits", "recommendation") in kinds and ("mnist1d", "difference") in kinds
+    diff = next(f for f in found if f["task"] == "digits" and f["kind"] == "difference"
+                and f["evidence"]["a"] == "cnn" and f["evidence"]["b"] == "mlp")
+    assert diff["text"].startswith("cnn beats mlp on digits by 0.1 accuracy (95% CI ")
+    assert "paired over 3 seeds" in diff["text"] and "after Holm" in diff["text"]
+    assert diff["evidence"]["p_holm"] < 0.05 and diff["budget"]["confirm_seeds"] == "3"
+    same = next(f for f in found if f["task"] == "digits" and {f["evidence"].get("a"), f["evidence"].get("b")}
+                == {"rnn", "mlp"})
+    assert same["kind"] == "indistinguishable" and "not distinguishable on digits at this budget" in same["text"]
+    rec = next(f for f in found if f["task"] == "digits" and f["kind"] == "recommendation")
+    assert rec["evidence"]["family"] == "cnn" and "[budget per arm: " in rec["text"]
+    html = page.read_text()
+    assert parse(html).headings[:2] == ["1. Findings", "2. Provenance"]
+    assert "cnn beats mlp on digits" in html and "not distinguishable on digits" in html
