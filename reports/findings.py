@@ -93,6 +93,12 @@ def task_findings(task: str, best: pd.DataFrame, confirm: pd.DataFrame, studies:
     if len(b) < 2:
         return out
     table = pairwise(confirm, b, label="family", level=level, alpha=alpha)
+    ties = sorted({str(r["b"] if r["a"] == top["family"] else r["a"]) for _, r in table.iterrows()
+                   if top["family"] in (r["a"], r["b"]) and not r["significant"]})
+    if ties:
+        tied = f"; not distinguishable from {', '.join(ties)} at this budget"
+        out[0]["text"] = out[0]["text"].replace(suffix, tied + suffix)
+        out[0]["evidence"]["not_distinguishable_from"] = ties
     for _, r in table.iterrows():
         evidence = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                     for k, v in r.items()}
@@ -103,9 +109,11 @@ def task_findings(task: str, best: pd.DataFrame, confirm: pd.DataFrame, studies:
                     "seed(s), a paired comparison needs 2")
         elif r["significant"]:
             kind = "difference"
+            caveat = (f"; with {int(r['n'])} seeds this rests on the t distribution: an exact sign-flip "
+                      f"test cannot go below p = {g(r['p_perm_min'])}" if r["p_perm_min"] >= alpha else "")
             text = (f"{r['a']} beats {r['b']} on {task} by {g(r['diff'])} {metric} ({level:.0%} CI "
                     f"{g(r['ci_low'])}..{g(r['ci_high'])}, paired over {int(r['n'])} seeds, p = "
-                    f"{g(r['p_holm'])} after Holm)")
+                    f"{g(r['p_holm'])} after Holm{caveat})")
         else:
             kind = "indistinguishable"
             unadjusted = (f", an interval not adjusted for the task's {len(table)} comparisons"
