@@ -84,9 +84,17 @@ def _points_with_ci(ax, trials: pd.DataFrame, summary: pd.DataFrame, x: str, col
     data = trials.assign(**{x: trials[x].astype(str)})
     sns.stripplot(data=data, x=x, y="test", order=order, hue=x, palette=colors, ax=ax, size=5,
                   jitter=0.15, alpha=0.75, legend=False)
-    half = summary["half_width"].astype(float).fillna(0).to_numpy()
-    ax.errorbar(range(len(order)), summary["mean"].astype(float), yerr=half, fmt="_", color="black",
-                markersize=14, capsize=4, lw=1.2, zorder=5)
+    half = summary["half_width"].astype(float).to_numpy()
+    mean = summary["mean"].astype(float).to_numpy()
+    has_ci = np.isfinite(half)
+    idx = np.arange(len(order))
+    if has_ci.any():  # an interval only where one exists: never a zero-width bar for one seed
+        ax.errorbar(idx[has_ci], mean[has_ci], yerr=half[has_ci], fmt="_", color="black",
+                    markersize=14, capsize=4, lw=1.2, zorder=5)
+    for i in idx[~has_ci]:
+        ax.plot([i], [mean[i]], marker="_", color="black", markersize=14, zorder=5)
+        ax.annotate("1 seed" if int(summary["n"].iloc[i]) == 1 else "no CI", (i, mean[i]),
+                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=30 if len(order) > 4 else 0)
@@ -267,7 +275,8 @@ def footprint_figure(metric: str, arms: pd.DataFrame, cost: str, cost_label: str
         fig, ax = new_figure(1, 1, width=6.0, height=3.8)
         a = ax[0, 0]
         for fam, g in arms.groupby("family", sort=True):
-            a.errorbar(g[cost], g["mean"], yerr=g["half_width"].fillna(0), fmt="o", ms=6, capsize=3,
+            # NaN half-widths (one seed) draw no bar at all, never a zero-width one
+            a.errorbar(g[cost], g["mean"], yerr=g["half_width"].astype(float), fmt="o", ms=6, capsize=3,
                        label=str(fam), color=colors[str(fam)], alpha=0.85)
         front = arms[arms["pareto"]].sort_values(cost)
         a.plot(front[cost], front["mean"], color="black", lw=1, ls="--", label="Pareto front")

@@ -112,7 +112,7 @@ def kv_table(items: Sequence[tuple[str, Any]], caption: str = "") -> Block:
 
 def ci_text(row: pd.Series) -> str:
     if not math.isfinite(float(row["half_width"])):
-        return "- (n < 2)"
+        return "1 seed: no interval" if int(row["n"]) == 1 else "- (n < 2)"
     return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
 
 

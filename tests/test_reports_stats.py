@@ -333,3 +333,25 @@ def test_reports_never_imports_training_code():
             "print(bad); assert not bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_an_arm_with_one_seed_is_marked_and_never_gets_a_zero_width_bar():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports.figures import _points_with_ci
+    from reports.render import ci_text
+
+    summary = pd.DataFrame({"family": ["cnn", "mlp"], "n": [3, 1], "mean": [0.9, 0.7],
+                            "half_width": [0.02, np.nan], "ci_low": [0.88, np.nan], "ci_high": [0.92, np.nan]})
+    trials = pd.DataFrame({"family": ["cnn", "cnn", "cnn", "mlp"], "test": [0.89, 0.9, 0.91, 0.7]})
+    fig, ax = plt.subplots()
+    _points_with_ci(ax, trials, summary, "family", {"cnn": "C0", "mlp": "C1"})
+    (bars,) = [c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+    (segments,) = [seg for seg in bars.lines[2]]  # the vertical bar collection
+    assert len(segments.get_segments()) == 1  # cnn's interval only
+    assert [t.get_text() for t in ax.texts] == ["1 seed"]
+    plt.close(fig)
+    assert ci_text(summary.iloc[1]) == "1 seed: no interval" and ci_text(summary.iloc[0]) == "[0.88, 0.92]"
