@@ -406,7 +406,8 @@ def leaderboard(ctx: Context) -> list[Block]:
             continue
         b = b.sort_values("mean", ascending=direction != "maximize")
         rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r), "params of": r["config"],
-                 "chosen on": stats.SELECTED_ON[r["selected_on"]], "chosen val": r["select_key"], "n": r["n"],
+                 "chosen on": stats.SELECTED_ON[r["selected_on"]], "chosen val": r["select_key"],
+                 "n": r["n"] if not r["failed"] else f"{r['n']} ({r['failed']} of {r['runs']} seeds failed)",
                  "mean": r["mean"], f"{ctx.level:.0%} CI": ci_text(r), "std": r["std"],
                  "params": r["n_params"], "train time s": r["fit_s"], "energy kWh": r["energy_kwh"]}
                 for i, (_, r) in enumerate(b.iterrows())]

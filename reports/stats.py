@@ -69,6 +69,33 @@ def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[ok]
 
 
+def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, its confirm runs that ran and how many of them failed (a failure is a result).
+
+    Confirm runs of the candidate the arm stands for (``chosen``) that have a record (``started_at``;
+    a trial killed before it recorded anything was requeued and is not a result): ``failed`` counts
+    those with status ``failed`` or ``diverged`` or without a finite test value, ``runs`` all of them.
+
+    Returns:
+        ``ARM`` columns, ``runs``, ``failed`` (one row per arm with at least one run).
+    """
+    cols = [*ARM, "runs", "failed"]
+    if trials.empty:
+        return pd.DataFrame(columns=cols)
+    ok = (trials["phase"] == "confirm") & trials["state"].isin(("COMPLETE", "FAIL"))
+    if "started_at" in trials:
+        ok &= trials["started_at"].notna()
+    if "chosen" in trials:
+        ok &= trials["chosen"].map(lambda c: c is not False and c is not np.False_).astype(bool)
+    t = trials[ok]
+    status = t["status"] if "status" in t else pd.Series(None, index=t.index, dtype=object)
+    bad = status.isin(("failed", "diverged")) | ~np.isfinite(pd.to_numeric(t["test"], errors="coerce")
+                                                             .astype(float))
+    out = t.assign(failed=bad.astype(int)).groupby(ARM, dropna=False).agg(
+        runs=("failed", "size"), failed=("failed", "sum")).reset_index()
+    return out[cols]
+
+
 def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
     """Per arm, the tuning validation value of the params it stands for: the selection key of
     :func:`best_of`.
@@ -120,8 +147,9 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     the seeds that reached the target), ``reached`` (how many seeds reached it).
     """
     cols = [*ARM, "metric", "direction", "config", "n", "mean", "std", "half_width", "ci_low", "ci_high",
-            "val_mean", "tune_best_val", "n_tune", "gap_mean", "n_params", "fit_s", "samples_per_s",
-            "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh", "reached"]
+            "val_mean", "tune_best_val", "n_tune", "runs", "failed", "gap_mean", "n_params", "fit_s",
+            "samples_per_s", "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh",
+            "reached"]
     if confirm.empty:
         return pd.DataFrame(columns=cols)
     ci = mean_ci(confirm, ARM, "test", level=level)
@@ -142,6 +170,10 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     out = out.merge(tune, on=ARM, how="left")
     out["tune_best_val"] = out["tune_best_val"].astype(float)
     out["n_tune"] = out["n_tune"].fillna(0).astype(int)
+    fails = confirm_failures(tuning) if tuning is not None else pd.DataFrame(columns=[*ARM, "runs", "failed"])
+    out = out.merge(fails, on=ARM, how="left")
+    out["runs"] = out["runs"].fillna(out["n"]).astype(int)
+    out["failed"] = out["failed"].fillna(0).astype(int)
     return out[cols]
 
 

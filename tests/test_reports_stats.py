@@ -355,3 +355,16 @@ def test_an_arm_with_one_seed_is_marked_and_never_gets_a_zero_width_bar():
     assert [t.get_text() for t in ax.texts] == ["1 seed"]
     plt.close(fig)
     assert ci_text(summary.iloc[1]) == "1 seed: no interval" and ci_text(summary.iloc[0]) == "[0.88, 0.92]"
+
+
+def test_failed_confirm_seeds_are_counted_not_dropped():
+    t = tuning_trials().assign(started_at=pd.Timestamp("2026-12-01", tz="UTC"), status="complete", chosen=None)
+    extra = t[(t["optimizer"] == "adam") & (t["phase"] == "confirm")].assign(
+        state="FAIL", status="diverged", test=np.nan, val=np.nan)
+    killed = extra.assign(started_at=pd.NaT)  # killed before recording: requeued, not a result
+    t = pd.concat([t, extra, killed], ignore_index=True)
+    fails = stats.confirm_failures(t).set_index("optimizer")
+    assert fails.loc["adam", "runs"] == 2 and fails.loc["adam", "failed"] == 1
+    summary = stats.arm_summary(stats.confirm_trials(t), tuning=t).set_index("optimizer")
+    assert summary.loc["adam", "n"] == 1 and summary.loc["adam", "failed"] == 1  # mean over the one that ran
+    assert summary.loc["sgd", "failed"] == 0 and summary.loc["sgd", "runs"] == 1
