@@ -62,11 +62,17 @@ def better(a: float, b: float, direction: str) -> bool:
 def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """COMPLETE confirm trials of the candidate each arm stands for (``chosen``), with a finite test
     value: the numbers the report compares."""
-    ok = (trials["phase"] == "confirm") & (trials["state"] == "COMPLETE")
-    if "chosen" in trials:
-        ok &= trials["chosen"].map(lambda c: c is not False and c is not np.False_).astype(bool)
+    ok = (trials["phase"] == "confirm") & (trials["state"] == "COMPLETE") & of_chosen(trials)
     ok &= np.isfinite(trials["test"].astype(float))
     return trials[ok]
+
+
+def of_chosen(trials: pd.DataFrame) -> pd.Series:
+    """Rows not marked as belonging to a confirm candidate the arm does not stand for (``chosen``
+    False; True or missing passes)."""
+    if "chosen" not in trials:
+        return pd.Series(True, index=trials.index)
+    return trials["chosen"].map(lambda c: c is not False and c is not np.False_).astype(bool)
 
 
 def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
@@ -82,11 +88,9 @@ def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
     cols = [*ARM, "runs", "failed"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
-    ok = (trials["phase"] == "confirm") & trials["state"].isin(("COMPLETE", "FAIL"))
+    ok = (trials["phase"] == "confirm") & trials["state"].isin(("COMPLETE", "FAIL")) & of_chosen(trials)
     if "started_at" in trials:
         ok &= trials["started_at"].notna()
-    if "chosen" in trials:
-        ok &= trials["chosen"].map(lambda c: c is not False and c is not np.False_).astype(bool)
     t = trials[ok]
     status = t["status"] if "status" in t else pd.Series(None, index=t.index, dtype=object)
     bad = status.isin(("failed", "diverged")) | ~np.isfinite(pd.to_numeric(t["test"], errors="coerce")
