@@ -276,7 +276,7 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     test metric), and the mean confirm test metric."""
     import optuna
 
-    from suite.tune import PHASE_CONFIRM, PHASE_TUNE, arm_trial_counts, open_storage, phase_of
+    from suite.tune import PHASE_CONFIRM, arm_trial_counts, open_storage, phase_of, ranked_tune_trials
 
     def shown_trial(t: Any, what: str, metric: str) -> str:
         if t is None:
@@ -292,10 +292,8 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     for name in studies:
         study = optuna.load_study(study_name=name, storage=store)
         counts = arm_trial_counts(study)
-        tune = [t for t in study.get_trials(deepcopy=False)
-                if phase_of(t) == PHASE_TUNE and t.state == optuna.trial.TrialState.COMPLETE]
-        sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-        best = max(tune, key=lambda t: (sign * t.value, -t.number)) if tune else None
+        tune = ranked_tune_trials(study)
+        best = tune[0] if tune else None
         defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
         choice = study.user_attrs.get("confirm_choice")
         values = [t.user_attrs["record"].get("primary", {}).get("value")

@@ -279,6 +279,14 @@ def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
                and (t.state == TrialState.RUNNING or is_done(t)) for t in study.get_trials(deepcopy=False))
 
 
+def ranked_tune_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The COMPLETE tuning trials, best validation value first (ties: the earlier trial, so the
+    defaults, trial 0, win a tie)."""
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    complete = [t for t in done_tune(study) if t.state == TrialState.COMPLETE]
+    return sorted(complete, key=lambda t: (-sign * t.value, t.number))
+
+
 def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None,
                    candidate: int | None = None) -> int:
     """How many other trials of the same phase (and, for confirm runs, seed and candidate) were
@@ -437,7 +445,7 @@ def open_study(storage, profile: Profile, arm: Arm, *, salt: int = 0) -> optuna.
     return study
 
 
-def search_space(trial: optuna.Trial, arm: Arm, space: str = "core") -> dict[str, Any]:
+def search_space(trial: optuna.Trial, arm: Arm, space: str) -> dict[str, Any]:
     """Sample the arm's tuned params (:func:`tuned_params`); the profile's fixed params added."""
     return {**{p.name: p.suggest(trial) for p in tuned_params(arm, space)}, **arm.params}
 
@@ -576,10 +584,9 @@ class ArmRunner:
         does not make an arm worse than its defaults).
         """
         stored = self.study.user_attrs.get("confirm_candidates")
-        complete = {t.number: t for t in done_tune(self.study) if t.state == TrialState.COMPLETE}
+        ranked = ranked_tune_trials(self.study)
+        complete = {t.number: t for t in ranked}
         if stored is None:
-            sign = 1 if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-            ranked = sorted(complete.values(), key=lambda t: (-sign * t.value, t.number))
             if not ranked:
                 return []
             picked = ranked[:1]

@@ -7,7 +7,7 @@ the training paradigm differs, as for GANs and VAEs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +64,6 @@ class Family:
     def declared(self, task: Task) -> tuple[Param, ...]:
         """The params this family declares for ``task``."""
         return self.params(task) if callable(self.params) else self.params
-
-    def space(self, trial: Any, task: Task, fixed: Collection[str] = ()) -> dict[str, Any]:
-        """Optuna search space: suggest every tunable declared param not in ``fixed``."""
-        return {p.name: p.suggest(trial) for p in self.declared(task) if p.tune and p.name not in fixed}
 
     def summary(self) -> dict:
         params = self.params if not callable(self.params) else ()
