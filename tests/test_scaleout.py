@@ -112,6 +112,7 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
             assert "benchmark scaleout done (2 arms)" in outputs[i][0]
 
     studies = all_trials(url)
+    victim_arm, victim = killed_trial(studies, victim.user_attrs["worker"])
     assert sorted(studies) == ["scaleout/digits/mlp/adam/none", "scaleout/digits/mlp/sgd/none"]
     started = {}  # (arm, phase, seed, params) -> trial numbers that began training
     requeues, lost = [], []
@@ -134,13 +135,13 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
                 lost.append((name, t.number))
             key = (name, phase_of(t), t.user_attrs["seed"], json.dumps(t.params, sort_keys=True))
             started.setdefault(key, []).append(t.number)
-    assert lost == [(victim_study(studies, victim), victim.number)]  # only the killed trial
+    assert lost == [(victim_arm, victim.number)]  # only the killed trial
     table = {n: [(t.number, t.state.name, t.user_attrs.get("surplus"), t.user_attrs.get("defaults"),
                   t.system_attrs.get("failed_trial"), t.params) for t in ts] for n, ts in studies.items()}
     assert len(requeues) == 1, (victim.number, table)
     (requeue_arm, requeue), = requeues
     assert requeue.system_attrs["failed_trial"] == victim.number
-    assert requeue_arm == victim_study(studies, victim)
+    assert requeue_arm == victim_arm
     repeated = {k: v for k, v in started.items() if len(v) > 1}
     if requeue.user_attrs.get("surplus"):
         # a live worker claimed the freed slot with a new trial between the stale failure and the
@@ -182,8 +183,15 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
     assert SECRET not in html
 
 
-def victim_study(studies: dict[str, list[optuna.trial.FrozenTrial]], victim) -> str:
-    return next(name for name, ts in studies.items() if any(t._trial_id == victim._trial_id for t in ts))
+def killed_trial(studies: dict[str, list[optuna.trial.FrozenTrial]], worker: str
+                 ) -> tuple[str, optuna.trial.FrozenTrial]:
+    """The trial the killed ``worker`` was running when it died: its only trial with neither a
+    record nor a surplus mark. (The trial seen RUNNING before the kill may have finished in the
+    milliseconds before the signal; the worker then died in its next trial.)"""
+    (killed,) = [(name, t) for name, ts in studies.items() for t in ts
+                 if t.user_attrs.get("worker") == worker and "record" not in t.user_attrs
+                 and not t.user_attrs.get("surplus")]
+    return killed
 
 
 def test_worker_refuses_sqlite_and_bad_urls_in_one_line(tmp_path):
@@ -230,7 +238,9 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
         if p.pid != victim_pid:
             assert p.returncode == 0, err[-3000:]
     requeues = []
-    for name, trials in all_trials(str(journal)).items():
+    studies = all_trials(str(journal))
+    _, victim = killed_trial(studies, victim.user_attrs["worker"])
+    for name, trials in studies.items():
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         assert sum(phase_of(t) == PHASE_TUNE for t in done) == 2, name
         assert sum(phase_of(t) == PHASE_CONFIRM for t in done) == 1, name
