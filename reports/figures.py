@@ -293,6 +293,29 @@ def footprint_figure(metric: str, arms: pd.DataFrame, cost: str, cost_label: str
         return to_uri(fig)
 
 
+def tuning_figure(metric: str, curves: pd.DataFrame) -> str:
+    """Best validation value so far against tuning trials run, one line per arm of one task.
+
+    Args:
+        curves: :func:`reports.stats.tuning_curves` rows of one task.
+    """
+    colors = palette(curves["family"])
+    styles = ["-", "--", ":", "-."]
+    with _style():
+        fig, ax = new_figure(1, 1, width=6.0, height=3.6)
+        a = ax[0, 0]
+        for i, (key, g) in enumerate(curves.groupby(["family", "optimizer", "regularizers"], sort=True)):
+            fam, opt, regs = key
+            a.step(g["trials"], g["best"], where="post", color=colors[str(fam)], ls=styles[i % len(styles)],
+                   marker="o", ms=3, lw=1.2, label=f"{fam} / {opt} / {regs}")
+        a.set_xlabel("tuning trials run")
+        a.set_ylabel(f"best val/{metric} so far")
+        a.xaxis.get_major_locator().set_params(integer=True)
+        a.set_title("tuning curves")
+        _legend(a, "arm")
+        return to_uri(fig)
+
+
 def devices_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]]) -> str:
     """Grouped bars per arm and machine, one panel per ``(column, label)`` in ``panels``.
 

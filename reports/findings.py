@@ -88,7 +88,7 @@ def task_findings(task: str, best: pd.DataFrame, confirm: pd.DataFrame, studies:
                      "regularizers": top["regularizers"], "config": top.get("config"), "metric": metric,
                      "mean": top["mean"], "n": seeds, "ci": [top["ci_low"], top["ci_high"]],
                      "val_mean": top["val_mean"]},
-        "budget": bud,
+        "budget": bud, "subject": "family",
     }]
     if len(b) < 2:
         return out
@@ -99,27 +99,71 @@ def task_findings(task: str, best: pd.DataFrame, confirm: pd.DataFrame, studies:
         tied = f"; not distinguishable from {', '.join(ties)} at this budget"
         out[0]["text"] = out[0]["text"].replace(suffix, tied + suffix)
         out[0]["evidence"]["not_distinguishable_from"] = ties
+    out += pair_findings(table, task, metric, task, suffix, bud, level=level, alpha=alpha)
+    return out
+
+
+def pair_findings(table: pd.DataFrame, task: str, metric: str, where: str, suffix: str,
+                  bud: dict[str, Any], *, level: float, alpha: float,
+                  subject: str = "family") -> list[dict[str, Any]]:
+    """One finding per row of a :func:`reports.paired.pairwise` table: a difference that holds after
+    Holm, a pair not distinguishable at this budget, or a pair that cannot be compared."""
+    out = []
     for _, r in table.iterrows():
         evidence = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                     for k, v in r.items()}
-        evidence["metric"] = metric
+        evidence.update(metric=metric, subject=subject, where=where)
         if r["n"] < 2:
             kind = "not compared"
-            text = (f"{r['a']} and {r['b']} on {task} cannot be compared: {int(r['n'])} shared confirm "
+            text = (f"{r['a']} and {r['b']} on {where} cannot be compared: {int(r['n'])} shared confirm "
                     "seed(s), a paired comparison needs 2")
         elif r["significant"]:
             kind = "difference"
             caveat = (f"; with {int(r['n'])} seeds this rests on the t distribution: an exact sign-flip "
                       f"test cannot go below p = {g(r['p_perm_min'])}" if r["p_perm_min"] >= alpha else "")
-            text = (f"{r['a']} beats {r['b']} on {task} by {g(r['diff'])} {metric} ({level:.0%} CI "
+            text = (f"{r['a']} beats {r['b']} on {where} by {g(r['diff'])} {metric} ({level:.0%} CI "
                     f"{g(r['ci_low'])}..{g(r['ci_high'])}, paired over {int(r['n'])} seeds, p = "
                     f"{g(r['p_holm'])} after Holm{caveat})")
         else:
             kind = "indistinguishable"
-            unadjusted = (f", an interval not adjusted for the task's {len(table)} comparisons"
+            unadjusted = (f", an interval not adjusted for the {len(table)} comparisons"
                           if r["ci_low"] > 0 else "")
-            text = (f"{r['a']} and {r['b']} are not distinguishable on {task} at this budget: difference "
+            text = (f"{r['a']} and {r['b']} are not distinguishable on {where} at this budget: difference "
                     f"{g(r['diff'])} {metric} ({level:.0%} CI {g(r['ci_low'])}..{g(r['ci_high'])}"
                     f"{unadjusted}, paired over {int(r['n'])} seeds, p = {g(r['p_holm'])} after Holm)")
-        out.append({"task": task, "kind": kind, "text": text + suffix, "evidence": evidence, "budget": bud})
+        out.append({"task": task, "kind": kind, "subject": subject, "text": text + suffix,
+                    "evidence": evidence, "budget": bud})
+    return out
+
+
+def method_findings(task: str, arms: pd.DataFrame, confirm: pd.DataFrame, studies: pd.DataFrame, *,
+                    level: float = 0.95, alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Optimizers compared within each family of ``task`` (each optimizer's best arm over its
+    regularizer sets, chosen on tuning data), then regularizer sets within each family and optimizer;
+    each table Holm-corrected on its own.
+
+    Args:
+        arms: :func:`reports.stats.arm_summary` rows of every arm (all tasks).
+    """
+    from reports.stats import best_of
+
+    a = arms[arms["task"] == task]
+    if a.empty:
+        return []
+    bud = budget(studies, task)
+    suffix = f" [{budget_text(bud)}]"
+    metric = str(a["metric"].iloc[0])
+    out: list[dict[str, Any]] = []
+    for family, fa in a.groupby("family", sort=True):
+        best = best_of(fa, ["task", "family", "optimizer"])
+        if len(best) >= 2:
+            table = pairwise(confirm, best, label="optimizer", level=level, alpha=alpha)
+            out += pair_findings(table, task, metric, f"{task} / {family}", suffix, bud, level=level,
+                                 alpha=alpha, subject="optimizer")
+        for optimizer, fo in fa.groupby("optimizer", sort=True):
+            if fo["regularizers"].nunique() < 2:
+                continue
+            table = pairwise(confirm, fo, label="regularizers", level=level, alpha=alpha)
+            out += pair_findings(table, task, metric, f"{task} / {family} / {optimizer}", suffix, bud,
+                                 level=level, alpha=alpha, subject="regularizers")
     return out

@@ -38,7 +38,7 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 TRIAL_COLUMNS = (
     "uid", "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "arm",
     "number", "state", "phase", "chosen", "config", "space", "value", "seed", "status", "error",
-    "metric", "direction", "target", "test", "val", "train",
+    "metric", "direction", "target", "ideal", "baseline", "low", "high", "test", "val", "train",
     "lr", "batch_size", "activation", "params", "optuna_params",
     "epochs", "epochs_run", "steps", "n_params", "wall_s", "fit_s", "samples_per_s", "samples",
     "epochs_to_target", "time_to_target_s",
@@ -253,6 +253,9 @@ def trial_row(
     fit_s, sps = _num(rec.get("fit_s")), _num(rec.get("samples_per_s"))
     versions = _dict(rec.get("versions"))
     regs = pick("regularizers")
+    scale = _dict(_dict(rec.get("task_info")).get("scale"))
+    bound = {side: (_num(scale[side]) if scale.get(side) is not None else inf) if scale else math.nan
+             for side, inf in (("low", -math.inf), ("high", math.inf))}
     return {
         "uid": f"{source}|{study}|{number}",
         "source": source,
@@ -276,6 +279,10 @@ def trial_row(
         "metric": metric,
         "direction": direction,
         "target": _num(prim.get("target")),
+        "ideal": _num(scale.get("ideal")),
+        "baseline": _num(scale.get("baseline")),
+        "low": bound["low"],
+        "high": bound["high"],
         "test": test,
         "val": _num(metrics.get(f"val/{metric}")) if metric else math.nan,
         "train": _num(metrics.get(f"train/{metric}")) if metric else math.nan,

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from reports import figures, stats
-from reports.findings import task_findings
+from reports.findings import method_findings, task_findings
 from reports.load import ReportData, load
 
 Block = dict[str, Any]
@@ -203,6 +203,8 @@ class Context:
         for task in self.tasks:
             out += task_findings(task, self.family_best, self.confirm, self.data.studies,
                                  level=self.level, alpha=self.alpha)
+            out += method_findings(task, self.arms, self.confirm, self.data.studies,
+                                   level=self.level, alpha=self.alpha)
         return out
 
     @cached_property
@@ -252,16 +254,25 @@ def findings_section(ctx: Context) -> list[Block]:
     if ctx.confirm.empty:
         return [note("No completed confirm trials: no finding can be stated yet.")]
     blocks: list[Block] = [text(
-        f"What the data support, per task. Families are compared on their per-seed differences over the "
-        f"shared confirm seeds (paired Student-t test and {ctx.level:.0%} interval on the differences, "
-        f"Holm's correction across the task's pairs, alpha {ctx.alpha:g}); a family is recommended on its "
-        f"confirm validation metric and reported on test. Each finding states the budget it holds for.")]
+        f"What the data support, per task. Families, then the optimizers within each family (each "
+        f"optimizer's best arm), then the regularizer sets within each family and optimizer, are compared "
+        f"on their per-seed differences over the shared confirm seeds (paired Student-t test and "
+        f"{ctx.level:.0%} interval on the differences, Holm's correction across the pairs of each "
+        f"comparison, alpha {ctx.alpha:g}); a family is recommended on its confirm validation metric and "
+        f"reported on test. Each finding states the budget it holds for.")]
+    heads = {"optimizer": "Optimizers, within each family:",
+             "regularizers": "Regularizer sets, within each family and optimizer:"}
     for task in ctx.tasks:
         found = [f for f in ctx.findings if f["task"] == task]
         blocks.append(sub(ctx.task_heading(task)))
         if not found:
             blocks.append(note("No finding: no family of this task has a chosen arm with confirm results."))
-        blocks += [text(f["text"]) for f in found]
+        subject = "family"
+        for f in found:
+            if f.get("subject", "family") != subject:
+                subject = f["subject"]
+                blocks.append(text(heads.get(subject, f"{subject}:")))
+            blocks.append(text(f["text"]))
     return blocks
 
 
@@ -415,6 +426,47 @@ def leaderboard(ctx: Context) -> list[Block]:
     return blocks
 
 
+@section("tuning", "Tuning curves and selection optimism")
+def tuning(ctx: Context) -> list[Block]:
+    curves = stats.tuning_curves(ctx.trials)
+    if curves.empty:
+        return [note("No tuning trials: no tuning curve.")]
+    blocks = [text("Per arm, the best tuning validation metric so far against the number of tuning trials "
+                   "run (pruned and failed trials count as run): a curve still rising at its last trial says "
+                   "more trials could change the answer. The table sets the tuning validation value of the "
+                   "params each arm stands for beside its confirm seeds' mean validation value; optimism = "
+                   "the first minus the second (for metrics to minimize, the reverse): how much of the "
+                   "tuning result was the luck of picking the best of several noisy trials.")]
+    optimism = stats.selection_optimism(ctx.arms)
+    for task in ctx.tasks:
+        metric, _, _ = ctx.task_info(task)
+        c = curves[curves["task"] == task]
+        blocks.append(sub(ctx.task_heading(task)))
+        if c.empty or not np.isfinite(c["best"].astype(float)).any():
+            blocks.append(note("No completed tuning trial with a validation value for this task."))
+            continue
+        blocks.append(figure(figures.tuning_figure(metric, c), f"{task}: tuning curves",
+                             "Step lines: best validation value after each tuning trial, per arm."))
+        n_run = c.groupby(stats.ARM, dropna=False)["trials"].max().rename("n_run").reset_index()
+        ends = c.merge(n_run, on=stats.ARM)
+        final = ends[ends["trials"] == ends["n_run"]].set_index(stats.ARM)["best"]
+        before = ends[ends["trials"] == ends["n_run"] - 1].set_index(stats.ARM)["best"]
+        rising = [k for k in final.index
+                  if k in before.index and pd.notna(before[k]) and final[k] != before[k]]
+        if rising:
+            blocks.append(note("Still improving at the last tuning trial: "
+                               + ", ".join(f"{k[1]} {k[2]} / {k[3]}" for k in rising)
+                               + " (more trials could change these arms' results)."))
+        o = optimism[optimism["task"] == task].merge(n_run, on=stats.ARM, how="left")
+        if len(o):
+            rows = [{"family": r["family"], "arm": arm_label(r), "tuning trials": r["n_run"],
+                     "tuning val (params chosen)": r["tune_best_val"], "confirm val mean": r["val_mean"],
+                     "seeds": r["n"], "optimism": r["optimism"]}
+                    for _, r in o.sort_values(stats.ARM).iterrows()]
+            blocks.append(table(pd.DataFrame(rows)))
+    return blocks
+
+
 @section("architectures", "Architectures")
 def architectures(ctx: Context) -> list[Block]:
     if ctx.confirm.empty:
@@ -471,10 +523,11 @@ def optimizers(ctx: Context) -> list[Block]:
         "Dolan-More profiles: for each solver, the fraction of problems on which its cost is within a "
         "factor tau of the best solver's. Problems: tasks (families) and task / family pairs "
         "(optimizers); a solver's result on a problem is the test mean of its best arm (families: among "
-        "their common arms, as in the leaderboard). Metrics to "
-        "maximize are turned into costs as 1 - value when all values are <= 1 (accuracy, F1, AUROC: the "
-        "error rate), otherwise 1 / value; metrics to minimize are costs as they are; costs are floored "
-        f"at {stats.COST_FLOOR:g}. A solver that did not run a problem never counts as solving it."))
+        "their common arms, as in the leaderboard). The cost is the normalized regret "
+        "(ideal - value) / (ideal - baseline) on the scale each task declares (accuracy: 1 and chance; "
+        "ROC-AUC: 1 and 0.5; RMSE: 0 and the naive forecast's; modes: all and none): 0 is ideal, 1 the "
+        f"trivial predictor; regrets are floored at {stats.REGRET_FLOOR:g}. Only problems that every "
+        "compared solver ran count."))
     panels = {}
     reasons = []
     for kind, problem, solver in (("families", ["task"], "family"),
@@ -482,11 +535,23 @@ def optimizers(ctx: Context) -> list[Block]:
         if ctx.confirm.empty:
             reasons.append(f"{kind}: no confirm trials")
             continue
-        values, directions = stats.problem_table(best_per(ctx, problem, solver), problem, solver)
+        best = best_per(ctx, problem, solver)
+        values, _ = stats.problem_table(best, problem, solver)
         if values.shape[1] < 2:
             reasons.append(f"{kind}: needs >= 2 {kind} to compare, has {values.shape[1]}")
             continue
-        panels[kind] = stats.performance_profile(stats.cost_table(values, directions))
+        regrets, incomplete, unscaled = stats.regret_table(values, stats.problem_scales(best, problem))
+        if incomplete:
+            blocks.append(note(f"{kind.capitalize()}: left out of the profile (not every {solver} ran them): "
+                               f"{', '.join(incomplete)}."))
+        if unscaled:
+            blocks.append(note(f"{kind.capitalize()}: left out of the profile (their records declare no "
+                               f"ideal and baseline): {', '.join(unscaled)}."))
+        if len(regrets) < 2:
+            reasons.append(f"{kind}: needs >= 2 problems that every compared {solver} ran, "
+                           f"has {len(regrets)}")
+            continue
+        panels[kind] = stats.performance_profile(regrets)
     if panels:
         blocks.append(figure(figures.profile_figure(panels), "performance profiles",
                              "Higher and further left is better; rho at tau = 1 is the share of problems "
@@ -568,7 +633,8 @@ def footprint(ctx: Context) -> list[Block]:
     blocks = [text("Per arm (confirm trials, mean per trial): energy and emissions, and the time and energy "
                    "until the validation metric first reached the task's target (time_s of the curves at "
                    "that epoch; energy prorated as kWh x time-to-target / fit time), averaged over the "
-                   "seeds that reached it. Energy method: " + (", ".join(methods) or "not recorded") + ".")]
+                   "seeds that reached it (\"reached by k of n\": n counts failed seeds too). Energy "
+                   "method: " + (", ".join(methods) or "not recorded") + ".")]
     if not has_energy:
         blocks.append(note("No energy recorded: the Pareto front is drawn against training time instead."))
     cost, label = ("energy_kwh", "energy per trial (kWh)") if has_energy else ("fit_s", "train time (s)")
@@ -589,12 +655,21 @@ def footprint(ctx: Context) -> list[Block]:
             blocks.append(note(f"No arm of this task recorded {label}."))
         rows = [{"family": r["family"], "arm": arm_label(r), "n": r["n"], f"test {metric}": r["mean"],
                  "kWh / trial": r["energy_kwh"], "kg CO2 / trial": r["emissions_kg"],
-                 "train time s": r["fit_s"], "reached target": f"{int(r['reached'])} of {int(r['n'])}",
-                 "time to target s": r["time_to_target_s"], "energy to target kWh": r["energy_to_target_kwh"],
+                 "train time s": r["fit_s"],
+                 "time to target s": reached_text(r["time_to_target_s"], r),
+                 "energy to target kWh": reached_text(r["energy_to_target_kwh"], r),
                  "Pareto": bool(r["pareto"])}
                 for _, r in a.sort_values(["family", "optimizer", "regularizers"]).iterrows()]
         blocks.append(table(pd.DataFrame(rows)))
     return blocks
+
+
+def reached_text(value: float, arm: pd.Series) -> str:
+    """A to-target mean with how many of the arm's confirm runs (failed ones too) it averages."""
+    k, n = int(arm["reached"]), int(arm.get("runs", arm["n"]))
+    if k == 0:
+        return f"not reached (0 of {n})"
+    return f"{fmt(value) if np.isfinite(float(value)) else '-'} (reached by {k} of {n})"
 
 
 @section("devices", "Across devices")
@@ -640,27 +715,45 @@ def statistics(ctx: Context) -> list[Block]:
     if ctx.confirm.empty:
         return [note("No completed confirm trials: no ranking.")]
     blocks = [text(f"Friedman test over blocks (problems) of the best-arm test means, treatments ranked "
-                   f"within each block (1 = best; tasks to minimize are ranked low-to-high); when it "
-                   f"rejects at alpha = {ctx.alpha}, the Nemenyi critical difference (CD) tells which "
-                   f"average ranks differ. Only complete blocks (every treatment present) count. "
+                   f"within each block (1 = best; tasks to minimize are ranked low-to-high), on the "
+                   f"largest complete sub-table (the treatments and blocks in which every one of them "
+                   f"ran), decided at alpha = {ctx.alpha} by the permutation p-value (every ordering of a "
+                   f"block's values equally likely; exact for small tables), with the chi-square and "
+                   f"Iman-Davenport F beside it. Only when it rejects "
+                   f"is the Nemenyi critical difference (CD) drawn, telling which average ranks differ. "
                    f"Families are ranked by their best common arm per task, as in the leaderboard.")]
     for kind, problem, solver in (("families", ["task"], "family"),
                                   ("optimizers", ["task", "family"], "optimizer")):
         values, directions = stats.problem_table(best_per(ctx, problem, solver), problem, solver)
         blocks.append(sub(f"Ranking of {kind} (blocks: {' / '.join(problem)})"))
         res = stats.friedman(stats.orient(values, directions), "maximize", alpha=ctx.alpha)
-        if len(res.ranks):
-            blocks.append(table(res.ranks.rename("average rank").rename_axis(solver).reset_index()))
-        if res.dropped:
-            blocks.append(note(f"Left out (incomplete blocks): {', '.join(map(str, res.dropped))}."))
-        if not res.ran:
-            blocks.append(note(f"The Friedman test cannot run for {kind}: {res.reason}."))
-            continue
-        verdict = (f"the {kind} differ significantly (p < {ctx.alpha})." if res.significant else
-                   f"the differences between {kind} are NOT significant (p >= {ctx.alpha}); the ranking "
-                   f"may be chance.")
-        blocks.append(text(f"Friedman chi-square = {res.statistic:.3f}, p = {res.pvalue:.3g} (k = {res.k} "
-                           f"{kind}, n = {res.n} blocks): {verdict} Nemenyi CD = {res.cd:.3f}."))
+        blocks.extend(friedman_blocks(res, kind, solver, ctx.alpha))
+    return blocks
+
+
+def friedman_blocks(res: stats.FriedmanResult, kind: str, solver: str, alpha: float) -> list[Block]:
+    """The ranking table, what was left out, the verdict and (only after a rejection) the CD diagram."""
+    blocks: list[Block] = []
+    if len(res.ranks):
+        blocks.append(table(res.ranks.rename("average rank").rename_axis(solver).reset_index()))
+    if res.left_out:
+        blocks.append(note(f"Left out ({kind} missing in the blocks kept): "
+                           f"{', '.join(map(str, res.left_out))}."))
+    if res.dropped:
+        blocks.append(note(f"Left out (blocks where a compared {solver} did not run): "
+                           f"{', '.join(map(str, res.dropped))}."))
+    if not res.ran:
+        blocks.append(note(f"The Friedman test cannot run for {kind}: {res.reason}."))
+        return blocks
+    verdict = (f"the {kind} differ significantly (p < {alpha})." if res.significant else
+               f"the differences between {kind} are NOT significant (p >= {alpha}); the ranking may be "
+               f"chance, so no critical-difference diagram is drawn.")
+    blocks.append(text(f"Friedman chi-square = {res.statistic:.3f} (asymptotic p = {res.pvalue:.3g}), "
+                       f"Iman-Davenport F = {res.f_statistic:.3f} on ({res.k - 1}, "
+                       f"{(res.k - 1) * (res.n - 1)}) df (p = {res.f_pvalue:.3g}), permutation p = "
+                       f"{res.perm_pvalue:.3g} (k = {res.k} {kind}, n = {res.n} blocks): {verdict}"
+                       + (f" Nemenyi CD = {res.cd:.3f}." if res.significant else "")))
+    if res.significant:
         groups = stats.cd_groups(res.ranks, res.cd)
         blocks.append(figure(figures.cd_diagram(res.ranks, res.cd, groups, f"{kind}: average rank"),
                              f"critical-difference diagram of {kind}",

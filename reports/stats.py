@@ -131,6 +131,54 @@ def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, the best tuning validation value so far against the number of tuning trials run.
+
+    Tuning trials (phase ``tune``, not surplus) are counted in trial-number order; each counts as a
+    trial run, pruned and failed ones too (they spent budget), but only ``COMPLETE`` trials with a
+    finite ``val`` can improve the best. The curve tells whether more trials would have changed
+    the answer: a curve still rising at its last trial would.
+
+    Returns:
+        Long frame: ``ARM`` columns, ``trials`` (1..N), ``best`` (NaN until a trial completes),
+        ``direction``.
+    """
+    cols = [*ARM, "trials", "best", "direction"]
+    if trials.empty:
+        return pd.DataFrame(columns=cols)
+    t = trials[trials["phase"] == "tune"]
+    rows = []
+    for key, g in t.sort_values("number").groupby(ARM, sort=True, dropna=False):
+        direction = g["direction"].dropna()
+        direction = str(direction.iloc[0]) if len(direction) else "maximize"
+        sign = 1.0 if direction == "maximize" else -1.0
+        best = math.nan
+        for i, (_, r) in enumerate(g.iterrows(), start=1):
+            v = float(r["val"]) if r["state"] == "COMPLETE" and pd.notna(r["val"]) else math.nan
+            if math.isfinite(v) and (not math.isfinite(best) or sign * v > sign * best):
+                best = v
+            rows.append({**dict(zip(ARM, key, strict=True)), "trials": i, "best": best,
+                         "direction": direction})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def selection_optimism(summary: pd.DataFrame) -> pd.DataFrame:
+    """How much of an arm's tuning result was luck: the tuning validation value of the params it
+    stands for (``tune_best_val``) beside its confirm seeds' mean validation (``val_mean``).
+
+    ``optimism`` = ``tune_best_val - val_mean`` for metrics to maximize, the negative for metrics to
+    minimize: positive when the confirm seeds fell short of the value that chose the params (the
+    winner's curse of picking the best of several noisy trials).
+    """
+    cols = [*ARM, "metric", "direction", "n", "tune_best_val", "val_mean", "optimism"]
+    if summary.empty:
+        return pd.DataFrame(columns=cols)
+    out = summary.copy()
+    sign = np.where(out["direction"] == "minimize", -1.0, 1.0)
+    out["optimism"] = sign * (out["tune_best_val"].astype(float) - out["val_mean"].astype(float))
+    return out[cols].reset_index(drop=True)
+
+
 def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
                 tuning: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per arm of the confirm trials: test mean and CI over seeds, validation, cost.
@@ -148,9 +196,13 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     trial and how many there were: the selection key of :func:`best_of`), ``gap_mean``, ``n_params``
     (median), ``fit_s`` (mean seconds), ``samples_per_s`` (mean), ``energy_kwh`` and
     ``emissions_kg`` (mean per trial), ``time_to_target_s`` and ``energy_to_target_kwh`` (mean over
-    the seeds that reached the target), ``reached`` (how many seeds reached it).
+    the seeds that reached the target), ``reached`` (how many seeds reached it), and the task's
+    declared ``ideal``, ``baseline``, ``low``, ``high`` (NaN when its records declare none). The
+    t interval is clipped to ``[low, high]`` (a mean of accuracies has no value above 1): where it
+    was, ``clipped`` is True.
     """
-    cols = [*ARM, "metric", "direction", "config", "n", "mean", "std", "half_width", "ci_low", "ci_high",
+    cols = [*ARM, "metric", "direction", "ideal", "baseline", "low", "high", "clipped", "config", "n", "mean",
+            "std", "half_width", "ci_low", "ci_high",
             "val_mean", "tune_best_val", "n_tune", "runs", "failed", "gap_mean", "n_params", "fit_s",
             "samples_per_s", "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh",
             "reached"]
@@ -160,15 +212,20 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     tt = to_target(confirm)
     if "config" not in tt:
         tt = tt.assign(config=None)
+    tt = tt.assign(**{c: np.nan for c in ("ideal", "baseline", "low", "high") if c not in tt})
     agg = tt.groupby(ARM, dropna=False).agg(
         metric=("metric", "first"), direction=("direction", "first"), val_mean=("val", "mean"),
-        config=("config", "first"),
+        config=("config", "first"), ideal=("ideal", "first"), baseline=("baseline", "first"),
+        low=("low", "first"), high=("high", "first"),
         gap_mean=("gap_final", "mean"), n_params=("n_params", "median"), fit_s=("fit_s", "mean"),
         samples_per_s=("samples_per_s", "mean"), energy_kwh=("energy_kwh", "mean"),
         emissions_kg=("emissions_kg", "mean"), time_to_target_s=("time_to_target_s", "mean"),
         energy_to_target_kwh=("energy_to_target_kwh", "mean"), reached=("reached", "sum"),
     ).reset_index()
     out = ci.merge(agg, on=ARM, how="left")
+    low, high = out["low"].astype(float).fillna(-np.inf), out["high"].astype(float).fillna(np.inf)
+    out["clipped"] = (out["ci_low"] < low) | (out["ci_high"] > high)
+    out["ci_low"], out["ci_high"] = out["ci_low"].clip(lower=low), out["ci_high"].clip(upper=high)
     tune = tune_best_val(tuning) if tuning is not None else pd.DataFrame(columns=[*ARM, "tune_best_val",
                                                                                    "n_tune"])
     out = out.merge(tune, on=ARM, how="left")
@@ -375,11 +432,20 @@ class FriedmanResult:
     Attributes:
         ran: whether the test could run; when not, ``reason`` says why.
         statistic, pvalue: the Friedman chi-square and its p-value (NaN when not run).
+        f_statistic, f_pvalue: the Iman-Davenport F, ``(n - 1) chi2 / (n (k - 1) - chi2)`` on
+            ``(k - 1, (k - 1)(n - 1))`` degrees of freedom, and its p-value: less conservative than
+            the chi-square (Demsar 2006), so it decides ``significant``.
         k, n: treatments and complete blocks used.
         ranks: average rank per treatment (1 = best), ascending; empty when not run.
         cd: Nemenyi critical difference at ``alpha`` (NaN when not run).
-        significant: ``pvalue < alpha``.
+        perm_pvalue: the permutation p-value of the chi-square: every ordering of the values within
+            each block equally likely under the null (exact when there are at most
+            :data:`PERMUTATIONS` orderings, else that many random ones with a fixed seed). The
+            asymptotic p-values mislead with few blocks (two blocks that agree give F = inf, p = 0,
+            yet one in k! pairs of random orderings agrees), so this one decides.
+        significant: ``perm_pvalue < alpha``; only then may a critical-difference diagram be drawn.
         dropped: blocks left out because a treatment was missing in them.
+        left_out: treatments left out to keep a complete sub-table (:func:`complete_subtable`).
     """
 
     ran: bool
@@ -393,32 +459,121 @@ class FriedmanResult:
     cd: float = math.nan
     significant: bool = False
     dropped: list = field(default_factory=list)
+    f_statistic: float = math.nan
+    f_pvalue: float = math.nan
+    left_out: list = field(default_factory=list)
+    perm_pvalue: float = math.nan
+
+
+PERMUTATIONS = 9999
+
+
+def friedman_permutation_pvalue(values: pd.DataFrame, direction: str = "maximize", *,
+                                n_resamples: int = PERMUTATIONS, seed: int = 0) -> float:
+    """p-value of the Friedman statistic under within-block permutations (blocks are rows).
+
+    The statistic is the sum of squared rank sums, monotone in the chi-square (the tie correction
+    is unchanged by permuting within a block). ``scipy.stats.permutation_test`` with
+    ``permutation_type="samples"`` permutes each block's values among the treatments; exact when
+    ``(k!)^n <= n_resamples``.
+    """
+    x = values.to_numpy(float)
+    if direction != "maximize":
+        x = -x
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        data = np.stack(samples, axis=-1)  # (..., n blocks, k treatments)
+        ranks = sps.rankdata(data, axis=-1)
+        return (ranks.sum(axis=-2) ** 2).sum(axis=-1)
+
+    res = sps.permutation_test([x[:, j] for j in range(x.shape[1])], statistic, permutation_type="samples",
+                               vectorized=True, n_resamples=n_resamples, alternative="greater",
+                               rng=np.random.default_rng(seed))
+    return float(res.pvalue)
+
+
+def iman_davenport(chi2: float, k: int, n: int) -> tuple[float, float]:
+    """Iman-Davenport's F from a Friedman chi-square over ``k`` treatments and ``n`` blocks, and its
+    p-value on ``(k - 1, (k - 1)(n - 1))`` degrees of freedom (F is infinite, p 0, when every block
+    ranks the treatments alike)."""
+    denom = n * (k - 1) - chi2
+    if denom <= 0:
+        return math.inf, 0.0
+    f = (n - 1) * chi2 / denom
+    return float(f), float(sps.f.sf(f, k - 1, (k - 1) * (n - 1)))
+
+
+MAX_SUBSET_TREATMENTS = 16
+
+
+def complete_subtable(values: pd.DataFrame, *, min_treatments: int = 3, min_blocks: int = 2
+                      ) -> tuple[list, list]:
+    """The largest complete sub-table of a blocks x treatments table: the treatments and blocks
+    (rows with a value for every chosen treatment) that maximise treatments x blocks, with at least
+    ``min_treatments`` and ``min_blocks`` (ties: more treatments, then the first in column order).
+
+    Every subset of up to :data:`MAX_SUBSET_TREATMENTS` treatments is tried (exact); with more, the
+    treatment with the fewest values is dropped one at a time (greedy). Returns ``([], [])`` when no
+    sub-table is that large.
+    """
+    present = values.notna()
+    cols = list(values.columns)
+    best: tuple[tuple[int, int], list, list] = ((0, 0), [], [])
+
+    def consider(subset: list) -> None:
+        nonlocal best
+        rows = list(values.index[present[subset].all(axis=1)])
+        if len(subset) >= min_treatments and len(rows) >= min_blocks:
+            score = (len(subset) * len(rows), len(subset))
+            if score > best[0]:
+                best = (score, subset, rows)
+
+    if len(cols) <= MAX_SUBSET_TREATMENTS:
+        from itertools import combinations
+
+        for size in range(len(cols), min_treatments - 1, -1):
+            for subset in combinations(cols, size):
+                consider(list(subset))
+    else:
+        subset = list(cols)
+        while len(subset) >= min_treatments:
+            consider(subset)
+            subset.remove(min(subset, key=lambda c: (int(present[c].sum()), -cols.index(c))))
+    return best[1], best[2]
 
 
 def friedman(values: pd.DataFrame, direction: str, *, alpha: float = 0.05) -> FriedmanResult:
-    """Friedman test of treatments (columns) over blocks (rows), with Nemenyi CD.
+    """Friedman test of treatments (columns) over blocks (rows) on the largest complete sub-table
+    (:func:`complete_subtable`), with the Iman-Davenport F and the Nemenyi CD.
 
-    Blocks with a missing value are dropped (the test needs complete blocks). It runs only with
-    >= 3 treatments and >= 2 complete blocks; otherwise ``ran`` is False and ``reason`` says why.
+    Treatments and blocks outside that sub-table are listed in ``left_out`` and ``dropped``. It runs
+    only with >= 3 treatments and >= 2 complete blocks; otherwise ``ran`` is False and ``reason``
+    says why.
     """
     values = values.astype(float)
-    complete = values.dropna(axis=0, how="any")
-    dropped = [b for b in values.index if b not in complete.index]
-    k, n = values.shape[1], len(complete)
-    if k < 3:
-        return FriedmanResult(False, f"needs >= 3 treatments to compare, has {k}", k=k, n=n,
-                              alpha=alpha, dropped=dropped)
-    if n < 2:
-        return FriedmanResult(False, f"needs >= 2 complete blocks (every treatment present), has {n}"
-                              + (f" of {len(values)}" if dropped else ""), k=k, n=n, alpha=alpha,
-                              dropped=dropped)
+    if values.shape[1] < 3:
+        return FriedmanResult(False, f"needs >= 3 treatments to compare, has {values.shape[1]}",
+                              k=values.shape[1], n=int(values.notna().all(axis=1).sum()), alpha=alpha)
+    treatments, blocks = complete_subtable(values)
+    if not treatments:
+        n_full = int(values.notna().all(axis=1).sum())
+        return FriedmanResult(False, "needs >= 2 blocks in which >= 3 treatments all ran; no such "
+                              f"sub-table among {values.shape[1]} treatments and {len(values)} blocks",
+                              k=values.shape[1], n=n_full, alpha=alpha,
+                              dropped=[b for b in values.index if not values.loc[b].notna().all()])
+    complete = values.loc[blocks, treatments]
+    dropped = [b for b in values.index if b not in blocks]
+    left_out = [c for c in values.columns if c not in treatments]
+    k, n = len(treatments), len(blocks)
     ranks = rank_table(complete, direction).mean(axis=0).sort_values()
     if all(complete.iloc[i].nunique() == 1 for i in range(n)):
         return FriedmanResult(False, "all treatments tie in every block", k=k, n=n, alpha=alpha,
-                              ranks=ranks, dropped=dropped)
+                              ranks=ranks, dropped=dropped, left_out=left_out)
     stat, p = sps.friedmanchisquare(*[complete[c].to_numpy() for c in complete.columns])
+    f, fp = iman_davenport(float(stat), k, n)
+    pp = friedman_permutation_pvalue(complete, direction)
     return FriedmanResult(True, None, float(stat), float(p), k, n, alpha, ranks,
-                          nemenyi_cd(k, n, alpha=alpha), bool(p < alpha), dropped)
+                          nemenyi_cd(k, n, alpha=alpha), bool(pp < alpha), dropped, f, fp, left_out, pp)
 
 
 def cd_groups(ranks: pd.Series, cd: float) -> list[tuple[str, ...]]:
@@ -437,38 +592,50 @@ def cd_groups(ranks: pd.Series, cd: float) -> list[tuple[str, ...]]:
     return groups
 
 
-COST_FLOOR = 1e-4
+REGRET_FLOOR = 1e-3
 
 
-def to_cost(values: pd.Series | np.ndarray, direction: str, *, floor: float = COST_FLOOR) -> np.ndarray:
-    """Turn metric values of one problem into positive costs (lower is better) for a profile.
+def normalized_regret(values: pd.Series | np.ndarray, ideal: float, baseline: float, *,
+                      floor: float = REGRET_FLOOR) -> np.ndarray:
+    """Normalized regret ``(ideal - v) / (ideal - baseline)`` of metric values of one problem.
 
-    * ``minimize`` metrics (loss, RMSE, ...) are costs already.
-    * ``maximize`` metrics bounded by 1 (accuracy, F1, AUROC, R^2: every value <= 1) become
-      ``1 - value`` (the error rate).
-    * other ``maximize`` metrics (all values > 0) become ``1 / value``.
-
-    Costs below ``floor`` are raised to it, so a perfect score does not make every other ratio
-    infinite. NaN stays NaN (the solver did not solve the problem).
+    0 is the ideal value, 1 the trivial predictor's (the task's declared ``baseline``), above 1
+    worse than it; the direction is in the scale (RMSE: ideal 0, baseline the naive forecast's).
+    Regrets below ``floor`` are raised to it, so a perfect score does not make every other ratio
+    infinite. NaN stays NaN (the solver did not run that problem).
 
     Raises:
-        ValueError: a ``maximize`` metric with values above 1 and values <= 0 (no positive cost),
-            or an unknown direction.
+        ValueError: ``ideal`` equals ``baseline`` or either is not finite.
     """
+    if not (math.isfinite(ideal) and math.isfinite(baseline)) or ideal == baseline:
+        raise ValueError(f"a scale needs finite, different ideal and baseline, got {ideal=}, {baseline=}")
     v = np.asarray(values, dtype=float)
-    fin = v[np.isfinite(v)]
-    if direction == "minimize":
-        cost = v
-    elif direction == "maximize":
-        if fin.size == 0 or (fin <= 1).all():
-            cost = 1 - v
-        elif (fin > 0).all():
-            cost = 1 / v
-        else:
-            raise ValueError(f"cannot turn maximize values {fin.tolist()} into positive costs")
-    else:
-        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction=}")
-    return np.where(np.isfinite(cost), np.maximum(cost, floor), np.nan)
+    regret = (ideal - v) / (ideal - baseline)
+    return np.where(np.isfinite(regret), np.maximum(regret, floor), np.nan)
+
+
+def regret_table(values: pd.DataFrame, scales: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Problems x solvers table of :func:`normalized_regret`, on the problems every solver ran.
+
+    Args:
+        values: problems x solvers metric values (NaN: the solver did not run the problem).
+        scales: indexed by problem, columns ``ideal`` and ``baseline``.
+
+    Returns:
+        The regret table, the problems left out because a solver did not run them, and those left
+        out because their task declares no scale.
+    """
+    values = values.astype(float)
+    sc = scales.reindex(values.index)
+    unscaled = [str(i) for i in values.index
+                if not (np.isfinite(sc.loc[i, "ideal"]) and np.isfinite(sc.loc[i, "baseline"]))]
+    incomplete = [str(i) for i in values.index if str(i) not in unscaled and values.loc[i].isna().any()]
+    keep = [i for i in values.index if str(i) not in unscaled and str(i) not in incomplete]
+    out = pd.DataFrame({c: pd.Series(dtype=float) for c in values.columns}, index=pd.Index(keep))
+    for i in keep:
+        out.loc[i] = normalized_regret(values.loc[i].to_numpy(float), float(sc.loc[i, "ideal"]),
+                                       float(sc.loc[i, "baseline"]))
+    return out.astype(float), incomplete, unscaled
 
 
 def performance_ratios(costs: pd.DataFrame) -> pd.DataFrame:
@@ -487,7 +654,7 @@ def performance_profile(costs: pd.DataFrame, taus: Sequence[float] | None = None
     the best solver: ``|{p : r_ps <= tau}| / n_problems``.
 
     Args:
-        costs: problems x solvers, positive costs (lower is better; see :func:`to_cost`).
+        costs: problems x solvers, positive costs (lower is better; see :func:`normalized_regret`).
         taus: the tau values (>= 1); default: 1 and every finite ratio, sorted (the corners of the
             step functions).
 
@@ -500,6 +667,20 @@ def performance_profile(costs: pd.DataFrame, taus: Sequence[float] | None = None
         taus = sorted({1.0, *finite[np.isfinite(finite)].tolist()})
     rows = [(s, float(t), float((ratios[s] <= t).mean())) for s in ratios.columns for t in taus]
     return pd.DataFrame(rows, columns=["solver", "tau", "rho"])
+
+
+def problem_scales(best: pd.DataFrame, problem: Sequence[str]) -> pd.DataFrame:
+    """Each problem's declared ``ideal`` and ``baseline`` (NaN when its records declare none), indexed
+    like :func:`problem_table`."""
+    problem = list(problem)
+    if best.empty:
+        return pd.DataFrame(columns=["ideal", "baseline"])
+    cols = {c: (best.get(c, np.nan)) for c in ("ideal", "baseline")}
+    frame = best[problem].assign(**cols)
+    sc = frame.groupby(problem)[["ideal", "baseline"]].first().astype(float)
+    if len(problem) > 1:
+        sc.index = [" / ".join(map(str, i)) for i in sc.index]
+    return sc
 
 
 def problem_table(best: pd.DataFrame, problem: Sequence[str], solver: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -520,14 +701,6 @@ def problem_table(best: pd.DataFrame, problem: Sequence[str], solver: str) -> tu
         direction.index = table.index
     table.columns = [str(c) for c in table.columns]
     return table, direction
-
-
-def cost_table(values: pd.DataFrame, directions: pd.Series) -> pd.DataFrame:
-    """:func:`to_cost` applied to each problem (row) of ``values`` with that problem's direction."""
-    out = values.astype(float).copy()
-    for idx in values.index:
-        out.loc[idx] = to_cost(values.loc[idx].to_numpy(float), directions.loc[idx])
-    return out
 
 
 def pareto_front(df: pd.DataFrame, cost: str, score: str, direction: str) -> pd.Series:

@@ -178,15 +178,25 @@ def benchmark(
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log W&B runs")] = False,
     no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="do not build the HTML report")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would run (arms, trials, epochs) "
+                                                            "and which rank tests the results allow; "
+                                                            "run nothing")] = False,
 ) -> None:
     """Run (or resume) a benchmark profile: tune every arm, confirm with fresh seeds, write the report."""
-    from suite.benchmark import run_benchmark
     from suite.profile import load_profile
+
+    try:
+        prof = load_profile(profile)
+    except SuiteError as exc:
+        fail(str(exc))
+    if dry_run:
+        print_plan(prof)
+        return
+    from suite.benchmark import run_benchmark
     from suite.train import resolve_device
     from suite.tune import check_storage_url, mask_url
 
     try:
-        prof = load_profile(profile)
         resolve_device(device)
         if storage:
             check_storage_url(storage)
@@ -201,6 +211,23 @@ def benchmark(
     if result.report:
         print_findings(result.report.parent / "findings.json")
         out.print(f"report: {result.report}")
+
+
+def print_plan(prof: Any) -> None:
+    """``suite benchmark --dry-run``: the profile's arms, trials and epochs, and its rank tests."""
+    from suite.plan import plan
+
+    p = plan(prof)
+    out.print(f"{p['profile']}: {p['arms']} arms x {p['trials_per_arm']} trials = {p['trials']:,} trials, "
+              f"at most {p['epochs']:,} epochs (pruning only lowers it)", markup=False, highlight=False,
+              soft_wrap=True)
+    for task, t in p["tasks"].items():
+        arms = f"{t['arms']} arm{'s' if t['arms'] != 1 else ''}"
+        out.print(f"  {task}: {arms}, {t['epochs']} epochs; families {', '.join(t['families'])}; "
+                  f"optimizers {', '.join(t['optimizers'])}", markup=False, highlight=False, soft_wrap=True)
+    out.print("rank tests the report can run:", markup=False)
+    for r in p["rank_tests"].values():
+        out.print(f"  {r['text']}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_findings(path: Path) -> None:

@@ -94,12 +94,12 @@ def _nesterov(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], nesterov=True, weight_decay=wd)
 
 
-@_add("adam", (lr(1e-3, 1e-4, 3e-2), BETA1, BETA2), "Adam (weight decay coupled, as L2 in the gradient)")
+@_add("adam", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2), "Adam (weight decay coupled, as L2 in the gradient)")
 def _adam(ps, p, wd):
     return torch.optim.Adam(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
 
 
-@_add("adamw", (lr(1e-3, 1e-4, 3e-2), BETA1, BETA2), "AdamW (weight decay decoupled)",
+@_add("adamw", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2), "AdamW (weight decay decoupled)",
       decoupled_weight_decay=True)
 def _adamw(ps, p, wd):
     return torch.optim.AdamW(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)

@@ -96,6 +96,14 @@ class Task:
         download: the data are downloaded on first use (``tasks/downloads.py``); such tasks are
             opt-in: no built-in benchmark profile lists them; ``suite run --task`` or a user's own
             profile runs them.
+        ideal: the primary metric's best possible value (accuracy 1, RMSE 0); derived from the
+            metric when omitted (:data:`METRIC_SCALES`).
+        baseline: the value a trivial predictor reaches (chance accuracy, ROC-AUC 0.5, the naive
+            forecast's RMSE): the zero of the report's normalized regret
+            ``(ideal - v) / (ideal - baseline)``; derived from the metric (chance = 1 / classes),
+            or the task's only ``baselines`` value, when omitted.
+        bounds: ``(low, high)`` of the metric's values (``-inf``/``inf`` where unbounded): intervals
+            are shown within them; derived from the metric when omitted.
     """
 
     name: str
@@ -117,14 +125,46 @@ class Task:
     description: str = ""
     baselines: Mapping[str, float] = field(default_factory=dict, compare=False)
     download: bool = False
+    ideal: float | None = None
+    baseline: float | None = None
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        self._resolve_scale()
         if self.kind not in KINDS:
             raise ValueError(f"task kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs=}, {self.batch_size=}")
+
+    def _resolve_scale(self) -> None:
+        """Fill ``ideal``, ``baseline`` and ``bounds`` from :data:`METRIC_SCALES` where omitted, and
+        check them (frozen dataclass: set once, here)."""
+        ideal, baseline, bounds = METRIC_SCALES.get(self.metric, (None, None, None))
+        if baseline == "chance":
+            baseline = 1.0 / self.outputs if self.outputs > 1 else 0.5
+        if baseline is None and len(self.baselines) == 1:
+            baseline = float(next(iter(self.baselines.values())))
+        ideal = self.ideal if self.ideal is not None else ideal
+        baseline = self.baseline if self.baseline is not None else baseline
+        bounds = self.bounds if self.bounds is not None else bounds
+        if ideal is None or baseline is None or bounds is None:
+            raise ValueError(f"task {self.name!r}: metric {self.metric!r} has no known scale: declare ideal, "
+                             f"baseline and bounds (known metrics: {', '.join(sorted(METRIC_SCALES))})")
+        low, high = float(bounds[0]), float(bounds[1])
+        if not (low <= ideal <= high and low <= baseline <= high) or ideal == baseline:
+            raise ValueError(f"task {self.name!r}: ideal {ideal} and baseline {baseline} must differ and lie "
+                             f"within bounds ({low}, {high})")
+        object.__setattr__(self, "ideal", float(ideal))
+        object.__setattr__(self, "baseline", float(baseline))
+        object.__setattr__(self, "bounds", (low, high))
+
+    def scale(self) -> dict[str, float | None]:
+        """``ideal``, ``baseline``, ``low``, ``high`` (``None`` for an infinite bound), for records."""
+        low, high = self.bounds  # type: ignore[misc]
+        return {"ideal": self.ideal, "baseline": self.baseline,
+                "low": low if np.isfinite(low) else None, "high": high if np.isfinite(high) else None}
 
     def load(self, seed: int | None = None) -> Splits:
         """Return the train/val/test splits; ``seed`` defaults to the standard ``split_seed``."""
@@ -158,9 +198,21 @@ class Task:
             "augment": self.augment is not None,
             "baselines": dict(self.baselines),
             "download": self.download,
+            "scale": self.scale(),
             "description": self.description,
         }
 
+
+#: per metric: (ideal, baseline, bounds); baseline "chance" is 1 / classes, None the task's only
+#: ``baselines`` value
+METRIC_SCALES: dict[str, tuple[float, float | str | None, tuple[float, float]]] = {
+    "accuracy": (1.0, "chance", (0.0, 1.0)),
+    "auroc": (1.0, 0.5, (0.0, 1.0)),
+    "r2": (1.0, 0.0, (-np.inf, 1.0)),
+    "mse": (0.0, None, (0.0, np.inf)),
+    "rmse": (0.0, None, (0.0, np.inf)),
+    "fd": (0.0, None, (0.0, np.inf)),
+}
 
 TASKS: Registry[Task] = Registry("task")
 

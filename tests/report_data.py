@@ -16,6 +16,13 @@ TASKS = {  # name: (metric, direction, target, base quality)
     "mnist1d": ("accuracy", "maximize", 0.85, 0.80),
     "sunspots": ("rmse", "minimize", 0.40, 0.45),
 }
+#: the tasks' declared scales, as records carry them (``task_info.scale``; tests/test_tasks.py checks
+#: them against the registry)
+SCALES = {
+    "digits": {"ideal": 1.0, "baseline": 0.1, "low": 0.0, "high": 1.0},
+    "mnist1d": {"ideal": 1.0, "baseline": 0.1, "low": 0.0, "high": 1.0},
+    "sunspots": {"ideal": 0.0, "baseline": 0.8805, "low": 0.0, "high": None},
+}
 FAMILIES = {"mlp": 0.0, "cnn": 0.03, "rnn": -0.02}
 ARMS = [("adam", ["none"]), ("sgd", ["none"]), ("momentum", ["none"]), ("adam", ["dropout"])]
 OPT_BONUS = {"adam": 0.01, "sgd": -0.02, "momentum": 0.0}
@@ -79,6 +86,8 @@ def make_record(*, task: str, family: str, optimizer: str, regs: list[str], seed
     }
     if space is not None:
         rec["space"] = space
+    if task in SCALES:
+        rec["task_info"] = {"scale": SCALES[task]}
     if energy:
         kwh = 1e-4 * fit_s * (3 if device == "cuda" else 1)
         rec["energy"] = {"kwh": kwh, "emissions_kg": kwh * 0.4, "method": "tdp estimate x load",
@@ -163,19 +172,24 @@ def write_benchmark(url_or_storage: Any, *, tasks=tuple(TASKS), families=tuple(F
 
 
 def expected_figures(n_tasks: int, *, machines: int = 1, families: int = 3, optimizers: int = 3,
-                     friedman_families: bool = True, friedman_optimizers: bool = True) -> dict[str, int]:
-    """Figures per section for a benchmark written by :func:`write_benchmark` (every arm confirmed)."""
+                     cd_families: bool | None = None, cd_optimizers: bool = True) -> dict[str, int]:
+    """Figures per section for a benchmark written by :func:`write_benchmark` (every arm confirmed).
+
+    A critical-difference diagram is drawn only where the Friedman test rejects: for families only
+    with 3 or more tasks (blocks) by default (over 2 blocks the exact permutation p is >= 1/6)."""
+    cd_families = n_tasks >= 3 if cd_families is None else cd_families
     return {
         "findings": 0,
         "provenance": 0,
         "leaderboard": 0,
+        "tuning": n_tasks,
         "architectures": n_tasks,
         "optimizers": n_tasks + (1 if families >= 2 or optimizers >= 2 else 0),
         "regularizers": n_tasks,
         "activations": 1,
         "footprint": n_tasks,
         "devices": 1 if machines >= 2 else 0,
-        "statistics": int(friedman_families) + int(friedman_optimizers),
+        "statistics": int(cd_families) + int(cd_optimizers),
         "optuna": 1,
     }
 

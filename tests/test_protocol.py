@@ -162,7 +162,7 @@ def test_trial_zero_of_every_arm_is_its_defaults(tmp_path):
         assert first.params == pytest.approx(defaults_point(arm, "core"))
         record = first.user_attrs["record"]
         assert record["params"]["lr"] == OPTIMIZERS.get(arm.optimizer).params[0].default
-        assert record["params"]["dropout"] == 0.2 and record["params"]["depth"] == 2
+        assert record["params"]["dropout"] == 0.2 and record["params"]["depth"] == 3
         assert record["space"] == "core"
         assert not any(t.user_attrs.get("defaults") for t in trials[1:])
         assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)

@@ -180,7 +180,9 @@ def test_report_has_every_section_and_the_expected_figures(bench_report):
     assert rows == ["cnn", "cnn"]
     assert "lower is better" in board
     stats_section = page.split('id="statistics"')[1].split("</section>")[0]
-    assert "NOT significant" in stats_section  # families: 2 blocks only
+    assert "NOT significant" in stats_section  # families: 2 blocks only (permutation p = 1/6)
+    assert "no critical-difference diagram is drawn" in stats_section
+    assert "permutation p = 0.167 (k = 3 families, n = 2 blocks)" in stats_section
     assert "optimizers differ significantly" in stats_section
     assert "suite dashboard" in page
     assert "All trials ran on one machine" in page
@@ -421,7 +423,9 @@ def test_report_in_headless_chromium(chromium, bench_report, script_report, tmp_
     assert seen["headings"] == TITLES and TITLES[0] == "1. Findings"
     assert "On digits, use " in seen["findings"] and "[budget per arm: " in seen["findings"]
     assert " beats " in seen["findings"] or "not distinguishable" in seen["findings"]
+    assert "Optimizers, within each family:" in seen["findings"]
     assert seen["figures"] == expected_figures(len(BENCH_TASKS))
+    assert seen["figures"]["tuning"] == len(BENCH_TASKS)  # the tuning curves drew
     assert seen["broken"] == []
     assert seen["screenshot"].stat().st_size > 50_000
 
@@ -462,3 +466,20 @@ def test_findings_come_first_with_a_difference_and_an_indistinguishable_pair(tmp
     html = page.read_text()
     assert parse(html).headings[:2] == ["1. Findings", "2. Provenance"]
     assert "cnn beats mlp on digits" in html and "not distinguishable on digits" in html
+
+
+def test_findings_compare_optimizers_and_regularizers_within_a_family(bench_report):
+    found = json.loads((bench_report.parent / "findings.json").read_text())
+    subjects = {f["subject"] for f in found}
+    assert subjects == {"family", "optimizer", "regularizers"}
+    # 3 optimizers per family -> 3 pairs per (task, family); adam none vs dropout -> 1 pair
+    opt = [f for f in found if f["subject"] == "optimizer" and f["evidence"]["where"] == "digits / cnn"]
+    assert len(opt) == 3 and all(f["kind"] in ("difference", "indistinguishable") for f in opt)
+    reg = [f for f in found if f["subject"] == "regularizers" and f["evidence"]["where"] == "digits / cnn / adam"]
+    assert len(reg) == 1 and {reg[0]["evidence"]["a"], reg[0]["evidence"]["b"]} == {"none", "dropout"}
+    assert all("[budget per arm: " in f["text"] for f in found)
+    section = section_of(bench_report.read_text(), "findings")
+    assert "Optimizers, within each family:" in section and "Regularizer sets, within each family" in section
+    # tuning curves: one figure per task, the optimism table
+    tuning = section_of(bench_report.read_text(), "tuning")
+    assert "<th>optimism</th>" in tuning and "<th>tuning trials</th>" in tuning

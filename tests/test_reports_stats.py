@@ -48,7 +48,14 @@ def test_friedman_and_nemenyi_match_hand_computed_values():
     # chi2 = 12 / (n k (k+1)) * (5^2 + 8^2 + 11^2) - 3 n (k+1) = 0.25 * 210 - 48 = 4.5; p = exp(-4.5 / 2)
     assert res.statistic == pytest.approx(4.5)
     assert res.pvalue == pytest.approx(math.exp(-2.25))
-    assert not res.significant
+    # Iman-Davenport: F = (n - 1) chi2 / (n (k - 1) - chi2) = 3 * 4.5 / 3.5 on (2, 6) df; for F(2, d)
+    # the survival function is (1 + 2 F / d) ** (-d / 2)
+    assert res.f_statistic == pytest.approx(13.5 / 3.5)
+    assert res.f_pvalue == pytest.approx((1 + 2 * (13.5 / 3.5) / 6) ** -3)
+    # exact within-block permutation p-value: 6^4 orderings, P(chi2 >= 4.5) = 0.125 for k = 3, n = 4
+    # (the exact Friedman table, e.g. Hollander & Wolfe)
+    assert res.perm_pvalue == pytest.approx(0.125)
+    assert not res.significant and res.left_out == []
     # CD = q(0.05, 3, inf) / sqrt(2) * sqrt(3 * 4 / (6 * 4)) = 2.343701 * 0.707107 (Demsar 2006, table 5)
     assert res.cd == pytest.approx(1.657247, abs=1e-5)
     assert stats.cd_groups(res.ranks, res.cd) == [("A", "B", "C")]
@@ -62,9 +69,31 @@ def test_friedman_says_why_it_cannot_run():
     two = stats.friedman(table[["A", "B"]], "maximize")
     assert not two.ran and "3 treatments" in two.reason
     one_block = stats.friedman(table.loc[["b1", "b5"]], "maximize")
-    assert not one_block.ran and "complete blocks" in one_block.reason
+    assert not one_block.ran and "no such sub-table" in one_block.reason
     ties = stats.friedman(pd.DataFrame({"A": [1, 2], "B": [1, 2], "C": [1, 2]}), "maximize")
     assert not ties.ran and "tie" in ties.reason
+
+
+def test_friedman_runs_on_the_largest_complete_subtable():
+    # D ran only on b1: the 3 x 4 table without D (12 cells) beats the 4 x 1 one with it
+    table = pd.DataFrame({"A": [0.9, 0.8, 0.7, 0.6], "B": [0.8, 0.9, 0.6, 0.5], "C": [0.7, 0.7, 0.5, 0.4],
+                          "D": [0.95, None, None, None]}, index=["t1", "t2", "t3", "t4"])
+    res = stats.friedman(table, "maximize")
+    assert res.ran and (res.k, res.n) == (3, 4) and res.left_out == ["D"] and res.dropped == []
+    # a treatment missing in one block of five: keeping it (4 x 4 = 16) beats dropping it (3 x 5)
+    table5 = pd.concat([table.assign(D=[0.95, 0.1, 0.2, 0.3]),
+                        pd.DataFrame({"A": [0.5], "B": [0.4], "C": [0.3], "D": [None]}, index=["t5"])])
+    res5 = stats.friedman(table5, "maximize")
+    assert (res5.k, res5.n, res5.dropped, res5.left_out) == (4, 4, ["t5"], [])
+    assert stats.complete_subtable(table5.iloc[:1]) == ([], [])
+    # every block ranking alike: F is infinite and p = 0, but with 2 blocks one in 3! pairs of random
+    # orderings agrees: the permutation p-value is 1/6 and decides (no rejection); with 3 blocks 1/36
+    same = pd.DataFrame({"A": [3, 3, 3], "B": [2, 2, 2], "C": [1, 1, 1]}, dtype=float)
+    assert stats.iman_davenport(6.0, 3, 3) == (math.inf, 0.0)
+    two = stats.friedman(same.iloc[:2], "maximize")
+    assert two.f_pvalue == 0.0 and two.perm_pvalue == pytest.approx(1 / 6) and not two.significant
+    three = stats.friedman(same, "maximize")
+    assert three.perm_pvalue == pytest.approx(1 / 36) and three.significant
 
 
 def test_nemenyi_cd_table_values():
@@ -96,22 +125,32 @@ def test_performance_profile_matches_hand_computed_fractions():
     assert custom[custom["solver"] == "Y"]["rho"].tolist() == pytest.approx([1 / 3, 2 / 3])
 
 
-def test_to_cost_turns_maximize_metrics_into_positive_costs():
-    # accuracy (<= 1) -> error rate; a perfect score is floored, not zero
-    assert stats.to_cost([0.9, 0.8, 1.0], "maximize").tolist() == pytest.approx([0.1, 0.2, stats.COST_FLOOR])
-    # a maximize metric above 1 (PSNR-like) -> 1 / value
-    assert stats.to_cost([2.0, 4.0], "maximize").tolist() == pytest.approx([0.5, 0.25])
-    assert stats.to_cost([0.3, np.nan], "minimize")[0] == pytest.approx(0.3)
-    assert np.isnan(stats.to_cost([0.3, np.nan], "minimize")[1])
-    with pytest.raises(ValueError, match="positive costs"):
-        stats.to_cost([-1.0, 2.0], "maximize")
-    with pytest.raises(ValueError, match="direction"):
-        stats.to_cost([1.0], "up")
-    # per-problem directions: a minimize row stays, a maximize row becomes 1 - value
-    values = pd.DataFrame({"X": [0.9, 0.3], "Y": [0.8, 0.6]}, index=["acc", "rmse"])
-    costs = stats.cost_table(values, pd.Series({"acc": "maximize", "rmse": "minimize"}))
-    assert costs.loc["acc"].tolist() == pytest.approx([0.1, 0.2])
-    assert costs.loc["rmse"].tolist() == pytest.approx([0.3, 0.6])
+def test_normalized_regret_on_declared_scales():
+    # accuracy, chance 0.1: (1 - v) / 0.9; a perfect score is floored, not zero
+    assert stats.normalized_regret([0.91, 0.1, 1.0], 1.0, 0.1).tolist() == pytest.approx(
+        [0.1, 1.0, stats.REGRET_FLOOR])
+    # RMSE, ideal 0, naive forecast 0.88: v / 0.88; worse than the baseline is above 1
+    assert stats.normalized_regret([0.44, 1.76, np.nan], 0.0, 0.88)[:2].tolist() == pytest.approx([0.5, 2.0])
+    assert np.isnan(stats.normalized_regret([np.nan], 0.0, 0.88)[0])
+    # ring-gan modes, ideal 8, baseline 0: every value of 0..8 has a regret (no ValueError)
+    assert stats.normalized_regret([0.0, 1.0, 8.0], 8.0, 0.0).tolist() == pytest.approx(
+        [1.0, 7 / 8, stats.REGRET_FLOOR])
+    with pytest.raises(ValueError, match="ideal"):
+        stats.normalized_regret([0.5], 1.0, 1.0)
+
+
+def test_regret_table_keeps_the_problems_every_solver_ran():
+    values = pd.DataFrame({"X": [0.0, 0.91, 0.5, 0.4], "Y": [8.0, 0.82, np.nan, 0.3]},
+                          index=["ring-gan", "digits", "sunspots", "mystery"])
+    scales = pd.DataFrame({"ideal": [8.0, 1.0, 0.0, np.nan], "baseline": [0.0, 0.1, 0.88, np.nan]},
+                          index=values.index)
+    table, incomplete, unscaled = stats.regret_table(values, scales)
+    assert list(table.index) == ["ring-gan", "digits"] and incomplete == ["sunspots"] and unscaled == ["mystery"]
+    assert table.loc["ring-gan"].tolist() == pytest.approx([1.0, stats.REGRET_FLOOR])
+    assert table.loc["digits"].tolist() == pytest.approx([0.1, 0.2])
+    prof = stats.performance_profile(table)
+    rho = {(r.solver, r.tau): r.rho for r in prof.itertuples()}
+    assert rho[("X", 1.0)] == pytest.approx(0.5) and rho[("Y", 1.0)] == pytest.approx(0.5)
 
 
 def test_pareto_front_matches_hand_marked_points():
@@ -368,3 +407,40 @@ def test_failed_confirm_seeds_are_counted_not_dropped():
     summary = stats.arm_summary(stats.confirm_trials(t), tuning=t).set_index("optimizer")
     assert summary.loc["adam", "n"] == 1 and summary.loc["adam", "failed"] == 1  # mean over the one that ran
     assert summary.loc["sgd", "failed"] == 0 and summary.loc["sgd", "runs"] == 1
+
+
+def test_tuning_curves_count_every_trial_and_improve_only_on_complete_ones():
+    t = tuning_trials().assign(number=range(9))
+    curves = stats.tuning_curves(t)
+    adam = curves[curves["optimizer"] == "adam"]
+    # trials 1..4: 0.80, 0.85, pruned 0.99 (counts as run, never the best), no value
+    assert adam["trials"].tolist() == [1, 2, 3, 4]
+    assert adam["best"].tolist() == pytest.approx([0.80, 0.85, 0.85, 0.85])
+    sgd = curves[curves["optimizer"] == "sgd"]
+    assert sgd["best"].tolist() == pytest.approx([0.40, 0.30])  # minimize: the smallest so far
+    assert "momentum" not in set(curves["optimizer"])  # no tuning trial
+
+
+def test_selection_optimism_is_oriented_by_direction():
+    summary = pd.DataFrame({"task": "t", "family": "mlp", "optimizer": ["adam", "sgd"], "regularizers": "none",
+                            "metric": ["accuracy", "rmse"], "direction": ["maximize", "minimize"], "n": 3,
+                            "tune_best_val": [0.85, 0.30], "val_mean": [0.80, 0.36]})
+    o = stats.selection_optimism(summary).set_index("optimizer")["optimism"]
+    assert o["adam"] == pytest.approx(0.05) and o["sgd"] == pytest.approx(0.06)  # both fell short
+
+
+def test_intervals_stay_within_the_metric_bounds():
+    # accuracies 0.99, 0.97, 1.0: the t interval reaches above 1 and is clipped to it; RMSE near 0 to 0
+    conf = pd.DataFrame({"task": ["a"] * 3 + ["r"] * 3, "family": "mlp", "optimizer": "adam",
+                         "regularizers": "none", "test": [0.99, 0.97, 1.0, 0.01, 0.2, 0.02],
+                         "metric": ["accuracy"] * 3 + ["rmse"] * 3,
+                         "direction": ["maximize"] * 3 + ["minimize"] * 3, "low": 0.0,
+                         "high": [1.0] * 3 + [np.inf] * 3, "ideal": [1.0] * 3 + [0.0] * 3,
+                         "baseline": [0.1] * 3 + [0.88] * 3, "val": 0.5, "gap_final": 0.0, "n_params": 1.0,
+                         "fit_s": 1.0, "samples_per_s": 1.0, "energy_kwh": np.nan, "emissions_kg": np.nan,
+                         "time_to_target_s": np.nan})
+    s = stats.arm_summary(conf).set_index("task")
+    raw = stats.mean_ci(conf, ["task"], "test").set_index("task")
+    assert raw.loc["a", "ci_high"] > 1 and raw.loc["r", "ci_low"] < 0  # what a t interval gives
+    assert s.loc["a", "ci_high"] == 1.0 and s.loc["a", "ci_low"] == pytest.approx(raw.loc["a", "ci_low"])
+    assert s.loc["r", "ci_low"] == 0.0 and bool(s.loc["a", "clipped"]) and bool(s.loc["r", "clipped"])

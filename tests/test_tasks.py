@@ -62,6 +62,37 @@ def test_task_summaries_are_complete():
         assert s["families"] and s["metric"] and s["direction"] in ("maximize", "minimize")
 
 
+@pytest.mark.parametrize("name", TASKS.names())
+def test_every_task_declares_its_metric_scale(name):
+    """The report's normalized regret needs ideal != baseline, and intervals need the bounds."""
+    task = TASKS.get(name)
+    low, high = task.bounds
+    assert low <= min(task.ideal, task.baseline) and max(task.ideal, task.baseline) <= high
+    assert task.ideal != task.baseline and low <= task.target <= high
+    # the target is at least as good as the trivial predictor
+    assert not task.better(task.baseline, task.target)
+    assert task.summary()["scale"]["ideal"] == task.ideal
+
+
+def test_report_test_data_uses_the_declared_scales():
+    from tests.report_data import SCALES
+
+    for name, scale in SCALES.items():
+        assert TASKS.get(name).scale() == pytest.approx(scale), name
+
+
+def test_a_metric_without_a_known_scale_must_declare_one():
+    from tasks.base import Task
+
+    kw = dict(name="x", kind="regression", input_shape=(1,), outputs=1, metric="mape", direction="minimize",
+              target=0.1, epochs=1, batch_size=1, families=("mlp",), loader=lambda seed: None)
+    with pytest.raises(ValueError, match="no known scale"):
+        Task(**kw)
+    assert Task(**kw, ideal=0.0, baseline=1.0, bounds=(0.0, float("inf"))).scale()["high"] is None
+    with pytest.raises(ValueError, match="within bounds"):
+        Task(**kw, ideal=0.0, baseline=2.0, bounds=(0.0, 1.0))
+
+
 def test_corrupt_cache_file_is_regenerated(tmp_path, monkeypatch):
     from tasks.base import cached_npz
 

@@ -13,8 +13,8 @@ from suite.params import Param
 from tasks.base import Task
 
 PARAMS = (
-    Param("depth", 2, low=1, high=32, search=(1, 3), core=True, help="number of hidden layers"),
-    Param("width", 256, low=1, high=8192, log=True, search=(64, 1024), core=True,
+    Param("depth", 3, low=1, high=32, search=(2, 4), core=True, help="number of hidden layers"),
+    Param("width", 512, low=1, high=8192, log=True, search=(128, 1024), core=True,
           help="units per hidden layer"),
     ACTIVATION,
 )

@@ -1,0 +1,103 @@
+"""What a profile will run and what its results can be tested for, before anything runs
+(``suite benchmark --dry-run``): arms, trials and epochs, and the largest complete sub-tables on
+which the report's Friedman tests of families and optimizers can run.
+
+Pure functions of a :class:`~suite.profile.Profile`: no training code is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from suite.profile import Arm, Profile
+
+#: treatments (columns) and blocks (rows) of each ranking the report makes, as in ``reports.render``
+RANKINGS = {"families": (("task",), "family"), "optimizers": (("task", "family"), "optimizer")}
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """The sub-table a ranking of ``kind`` will be tested on."""
+
+    kind: str
+    treatments: list[str]
+    blocks: list[str]
+    left_out: list[str]
+    dropped: list[str]
+
+    @property
+    def runs(self) -> bool:
+        return bool(self.treatments)
+
+    def text(self) -> str:
+        if not self.runs:
+            return (f"{self.kind}: no Friedman test can run (needs >= 3 {self.kind} that all ran on the "
+                    f"same >= 2 blocks)")
+        out = (f"{self.kind}: Friedman over {len(self.treatments)} {self.kind} x {len(self.blocks)} blocks "
+               f"({', '.join(self.treatments)} on {', '.join(self.blocks)})")
+        if self.left_out:
+            out += f"; left out: {', '.join(self.left_out)}"
+        if self.dropped:
+            out += f"; blocks dropped: {', '.join(self.dropped)}"
+        return out
+
+
+def presence(arms: tuple[Arm, ...] | list[Arm], problem: tuple[str, ...], solver: str) -> pd.DataFrame:
+    """Problems x solvers table: 1.0 where some arm runs that solver on that problem, else NaN."""
+    rows = {(" / ".join(str(getattr(a, p)) for p in problem), getattr(a, solver)) for a in arms}
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(sorted(rows), columns=["problem", "solver"]).assign(v=1.0)
+    table = frame.pivot_table(index="problem", columns="solver", values="v", aggfunc="first")
+    order = list(dict.fromkeys(getattr(a, solver) for a in arms))
+    return table[[c for c in order if c in table.columns]]
+
+
+def rank_plans(profile: Profile) -> list[RankPlan]:
+    """For each ranking of the report, the largest complete sub-table the profile's arms give."""
+    from reports.stats import complete_subtable
+
+    plans = []
+    for kind, (problem, solver) in RANKINGS.items():
+        table = presence(profile.arms, problem, solver)
+        if table.empty:
+            plans.append(RankPlan(kind, [], [], [], []))
+            continue
+        treatments, blocks = complete_subtable(table)
+        if not treatments:
+            plans.append(RankPlan(kind, [], [], list(map(str, table.columns)), list(map(str, table.index))))
+            continue
+        plans.append(RankPlan(kind, list(map(str, treatments)), list(map(str, blocks)),
+                              [str(c) for c in table.columns if c not in treatments],
+                              [str(b) for b in table.index if b not in blocks]))
+    return plans
+
+
+def trials_per_arm(profile: Profile) -> int:
+    """Tuning trials plus confirm runs (seeds x candidates) of one arm."""
+    return profile.tune_trials + profile.confirm_seeds * min(profile.confirm_candidates, profile.tune_trials)
+
+
+def plan(profile: Profile) -> dict[str, Any]:
+    """JSON-able plan: arms, trials, epochs (full-trial upper bound: pruning only lowers it), tasks
+    and the rank tests that can run."""
+    per_arm = trials_per_arm(profile)
+    tasks: dict[str, dict[str, Any]] = {}
+    for a in profile.arms:
+        t = tasks.setdefault(a.task, {"arms": 0, "families": [], "optimizers": [], "epochs": a.epochs})
+        t["arms"] += 1
+        for key, value in (("families", a.family), ("optimizers", a.optimizer)):
+            if value not in t[key]:
+                t[key].append(value)
+    return {
+        "profile": profile.name, "arms": len(profile.arms), "trials_per_arm": per_arm,
+        "trials": per_arm * len(profile.arms),
+        "epochs": sum(per_arm * a.epochs for a in profile.arms),
+        "tasks": tasks,
+        "rank_tests": {p.kind: {"runs": p.runs, "treatments": p.treatments, "blocks": p.blocks,
+                                "left_out": p.left_out, "dropped": p.dropped, "text": p.text()}
+                       for p in rank_plans(profile)},
+    }
