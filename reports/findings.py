@@ -153,17 +153,18 @@ def method_findings(task: str, arms: pd.DataFrame, confirm: pd.DataFrame, studie
     bud = budget(studies, task)
     suffix = f" [{budget_text(bud)}]"
     metric = str(a["metric"].iloc[0])
-    out: list[dict[str, Any]] = []
+    optimizers: list[dict[str, Any]] = []
+    regularizers: list[dict[str, Any]] = []
     for family, fa in a.groupby("family", sort=True):
         best = best_of(fa, ["task", "family", "optimizer"])
         if len(best) >= 2:
             table = pairwise(confirm, best, label="optimizer", level=level, alpha=alpha)
-            out += pair_findings(table, task, metric, f"{task} / {family}", suffix, bud, level=level,
-                                 alpha=alpha, subject="optimizer")
+            optimizers += pair_findings(table, task, metric, f"{task} / {family}", suffix, bud, level=level,
+                                        alpha=alpha, subject="optimizer")
         for optimizer, fo in fa.groupby("optimizer", sort=True):
             if fo["regularizers"].nunique() < 2:
                 continue
             table = pairwise(confirm, fo, label="regularizers", level=level, alpha=alpha)
-            out += pair_findings(table, task, metric, f"{task} / {family} / {optimizer}", suffix, bud,
-                                 level=level, alpha=alpha, subject="regularizers")
-    return out
+            regularizers += pair_findings(table, task, metric, f"{task} / {family} / {optimizer}", suffix,
+                                          bud, level=level, alpha=alpha, subject="regularizers")
+    return optimizers + regularizers

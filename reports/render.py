@@ -403,7 +403,7 @@ def leaderboard(ctx: Context) -> list[Block]:
                    f"confirm seeds' validation: 'params of'; an arm without a tuning value: the mean "
                    f"validation metric of its confirm seeds; the test metric never chooses). Numbers are "
                    f"the test metric over the confirm seeds, mean and {ctx.level:.0%} Student-t "
-                   f"interval.")]
+                   f"interval, clipped to the metric's bounds (accuracy never above 1).")]
     best = ctx.family_best
     for task in ctx.tasks:
         _, direction, _ = ctx.task_info(task)

@@ -466,6 +466,9 @@ def test_findings_come_first_with_a_difference_and_an_indistinguishable_pair(tmp
     html = page.read_text()
     assert parse(html).headings[:2] == ["1. Findings", "2. Provenance"]
     assert "cnn beats mlp on digits" in html and "not distinguishable on digits" in html
+    # the family Friedman test runs on the 3 families x 2 tasks (and cannot reject with 2 blocks)
+    stats_section = section_of(html, "statistics")
+    assert "(k = 3 families, n = 2 blocks)" in stats_section and "cannot run for families" not in stats_section
 
 
 def test_findings_compare_optimizers_and_regularizers_within_a_family(bench_report):
