@@ -96,9 +96,12 @@ def parse_source(spec: str) -> Source:
     path = Path(text)
     if path.is_dir():
         db = path / "optuna.db"
+        journal = path / "optuna.journal.log"  # written by suite benchmark --jobs N
+        if not db.is_file() and journal.is_file():
+            return Source(text, "run", str(journal.resolve()), text, folder=path)
         if not db.is_file():
-            raise SuiteError(f"run folder {text!r} has no optuna.db; a source is a run folder with "
-                             "optuna.db, a storage URL (sqlite:///..., postgresql://...) or a "
+            raise SuiteError(f"run folder {text!r} has no optuna.db or optuna.journal.log; a source is a "
+                             "run folder, a storage URL (sqlite:///..., postgresql://...) or a "
                              "journal file (.log/.jsonl)")
         return Source(text, "run", f"sqlite:///{db.resolve()}", text, folder=path)
     if path.suffix in JOURNAL_SUFFIXES:
@@ -115,7 +118,7 @@ def open_storage(source: Source):
     """The Optuna storage of ``source`` (read as is: no tables are created)."""
     import optuna
 
-    if source.kind == "journal":
+    if source.kind == "journal" or "://" not in source.target:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(source.target))
@@ -223,7 +226,9 @@ def trial_row(
     """Flatten one trial record into one row of the trial frame (pure; any field may be missing).
 
     Identity fields (task, family, ...) come from the record, falling back to the study's user
-    attrs, so trials that failed before writing a record still count.
+    attrs, so trials that failed before writing a record still count. A trial of ``suite benchmark
+    --jobs N`` takes its energy from the study attr ``energy_apportioned`` (its share of the run's
+    machine measurement) instead of the record's pending figure.
     """
     rec = _dict(record)
     attrs = _dict(study_attrs)
@@ -232,6 +237,9 @@ def trial_row(
     prim = _dict(rec.get("primary"))
     diag = _dict(rec.get("diagnostics"))
     energy = _dict(rec.get("energy"))
+    share = _dict(_dict(attrs.get("energy_apportioned")).get(str(number)))
+    if share:
+        energy = {**energy, **share}
     hw = _dict(rec.get("hardware"))
 
     def pick(key: str) -> Any:

@@ -71,6 +71,7 @@ def run_benchmark(
     console: Console | None = None,
     worker: bool = False,
     wait_s: float = 2.0,
+    job: bool = False,
 ) -> BenchmarkResult:
     """Run (or resume) every arm of ``profile``; return what was done.
 
@@ -85,11 +86,15 @@ def run_benchmark(
             file; SQLite is refused): no report, and RUNNING trials are failed only when their
             worker is dead. Each worker starts at another arm (by a hash of ``hostname:pid``).
         wait_s: seconds between checks while other workers hold the remaining work.
+        job: one of the processes of ``suite benchmark --jobs N`` (implies ``worker``): no progress
+            bar; one line per trial on ``console`` (the parent reads them) and a ``@start`` line as
+            each trial starts; energy is left to the parent to apportion (:mod:`suite.jobs`).
     """
     console = console or Console(stderr=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     started = time.perf_counter()
+    worker = worker or job
     if worker:
         check_worker_storage(storage)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +107,7 @@ def run_benchmark(
         wandb=settings.get("wandb", True) if wandb is None else wandb,
         energy=settings.get("energy", True) if energy is None else energy,
         country=settings.get("country", DEFAULT_COUNTRY),
+        apportion=job,
     )
     confirm_runs = profile.confirm_seeds * min(profile.confirm_candidates, profile.tune_trials)
     per_arm = profile.tune_trials + confirm_runs
@@ -119,6 +125,20 @@ def run_benchmark(
                       + (f", {failed_leftovers} interrupted trial(s) marked failed and redone"
                          if failed_leftovers else ""), soft_wrap=True)
     ran = 0
+    if job:
+        def on_start(arm: str, phase: str, seed: int) -> None:
+            console.print(f"@start {arm} {phase} seed {seed}", markup=False, highlight=False, soft_wrap=True)
+
+        def on_done(phase: str, record: dict[str, Any]) -> None:
+            nonlocal ran
+            ran += 1
+            console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
+
+        runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
+                             on_start=on_start) for arm, study in zip(profile.arms, studies, strict=True)]
+        run_arms(runners, start=salt % len(runners), wait_s=wait_s)
+        return BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+                               time.perf_counter() - started, studies=[s.study_name for s in studies])
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[arms]}"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
@@ -135,11 +155,7 @@ def run_benchmark(
                             completed=sum(min(c["tune"], profile.tune_trials)
                                           + min(c["confirm"], confirm_runs) for c in counts),
                             arms=f"arms {complete}/{len(studies)}")
-            metric = record["task_info"]["metric"]
-            value = (record.get("metrics") or {}).get(f"val/{metric}")
-            shown = "-" if value is None else f"{value:.4f}"
-            progress.console.print(f"  {record['arm']} {phase} seed {record['seed']}: {record['status']} "
-                                   f"val/{metric} {shown} ({record['wall_s']:.1f} s)", markup=False)
+            progress.console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
 
         runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial)
                    for arm, study in zip(profile.arms, studies, strict=True)]
@@ -151,6 +167,15 @@ def run_benchmark(
         result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
                                                   console)
     return result
+
+
+def trial_line(phase: str, record: dict[str, Any]) -> str:
+    """One line per finished trial: arm, phase, seed, status, validation metric, seconds."""
+    metric = record["task_info"]["metric"]
+    value = (record.get("metrics") or {}).get(f"val/{metric}")
+    shown = "-" if value is None else f"{value:.4f}"
+    return (f"  {record['arm']} {phase} seed {record['seed']}: {record['status']} val/{metric} {shown} "
+            f"({record['wall_s']:.1f} s)")
 
 
 def check_worker_storage(storage: str | None) -> None:

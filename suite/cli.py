@@ -7,6 +7,7 @@ exit with code 2, without a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -181,6 +182,9 @@ def benchmark(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would run (arms, trials, epochs) "
                                                             "and which rank tests the results allow; "
                                                             "run nothing")] = False,
+    jobs: Annotated[str, typer.Option(help="worker processes on this machine sharing the run: auto (one "
+                                           "per CPU core, or per GPU a few), or a number; 1 = one "
+                                           "process, as before")] = "auto",
 ) -> None:
     """Run (or resume) a benchmark profile: tune every arm, confirm with fresh seeds, write the report."""
     from suite.profile import load_profile
@@ -189,6 +193,8 @@ def benchmark(
         prof = load_profile(profile)
     except SuiteError as exc:
         fail(str(exc))
+    if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
+        fail(f"--jobs must be auto or a whole number >= 1, got {jobs!r}")
     if dry_run:
         print_plan(prof)
         return
@@ -196,21 +202,48 @@ def benchmark(
     from suite.train import resolve_device
     from suite.tune import check_storage_url, mask_url
 
+    folder = out_dir or Path("runs") / prof.name
     try:
         resolve_device(device)
         if storage:
             check_storage_url(storage)
-        result = run_benchmark(prof, out_dir=out_dir or Path("runs") / prof.name, storage=storage,
-                               device=device, wandb=False if no_wandb else None,
-                               energy=False if no_energy else None, report=not no_report, console=err)
+        n_jobs, gpus = choose_jobs(jobs, folder, storage, device)
+        if n_jobs > 1:
+            from suite.jobs import run_jobs
+
+            result = run_jobs(prof, profile, jobs=n_jobs, out_dir=folder, storage=storage, device=device,
+                              wandb=False if no_wandb else None, energy=False if no_energy else None,
+                              report=not no_report, console=err, gpus=gpus)
+        else:
+            result = run_benchmark(prof, out_dir=folder, storage=storage, device=device,
+                                   wandb=False if no_wandb else None, energy=False if no_energy else None,
+                                   report=not no_report, console=err)
     except SuiteError as exc:
         fail(str(exc))
     print_arms(result, title=f"benchmark {prof.name}: {result.arms} arms, {result.trials_run} trials run "
-                             f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s")
+                             f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s"
+                             + (f" with {n_jobs} jobs" if n_jobs > 1 else ""))
     out.print(f"storage: {mask_url(result.storage)}")
     if result.report:
         print_findings(result.report.parent / "findings.json")
         out.print(f"report: {result.report}")
+
+
+def choose_jobs(jobs: str, folder: Path, storage: str | None, device: str) -> tuple[int, list[str]]:
+    """How many jobs to start and on which GPUs. ``auto`` falls back to one process where the storage
+    is SQLite (an existing ``optuna.db`` run folder, or ``--storage sqlite:...``), saying so."""
+    from suite.jobs import auto_jobs, gpu_free_gib, visible_gpus
+
+    gpus = visible_gpus() if device != "cpu" else []
+    sqlite = (storage or "").startswith("sqlite") or (not storage and (folder / "optuna.db").exists())
+    if jobs == "auto":
+        if sqlite:
+            where = storage or folder / "optuna.db"
+            err.print(f"one job: {where} is SQLite (one process at a time)", markup=False, highlight=False,
+                      soft_wrap=True)
+            return 1, gpus
+        return auto_jobs(cpus=os.cpu_count() or 1, gpus=gpus, gpu_free_gib=gpu_free_gib(gpus)), gpus
+    return int(jobs), gpus
 
 
 def print_plan(prof: Any) -> None:
@@ -255,6 +288,9 @@ def worker(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log W&B runs")] = False,
     no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
+    job: Annotated[bool, typer.Option("--job", hidden=True,
+                                      help="one job of suite benchmark --jobs N (line output, energy "
+                                           "apportioned by the parent)")] = False,
 ) -> None:
     """One more worker on a shared benchmark: run trials until every arm's protocol is done.
 
@@ -275,10 +311,12 @@ def worker(
                   f"{len(prof.arms)} arms", markup=False, highlight=False, soft_wrap=True)
         result = run_benchmark(prof, out_dir=out_dir or Path("runs") / prof.name, storage=storage,
                                device=device, wandb=False if no_wandb else None,
-                               energy=False if no_energy else None, report=False, console=err,
-                               worker=True)
+                               energy=False if no_energy else None, report=False,
+                               console=out if job else err, worker=True, job=job)
     except SuiteError as exc:
         fail(str(exc))
+    if job:
+        return
     out.print(f"worker {worker_id()}: {result.trials_run} trials run in {result.wall_s:.0f} s; benchmark "
               f"{prof.name} done ({result.arms} arms)", markup=False, highlight=False, soft_wrap=True)
     print_arms(result)
@@ -419,7 +457,10 @@ def source_storage(source: str) -> str:
         return source
     if (path / "optuna.db").is_file():
         return f"sqlite:///{(path / 'optuna.db').resolve()}"
-    fail(f"{source!r} is neither a run folder with optuna.db nor a storage URL or journal file")
+    if (path / "optuna.journal.log").is_file():
+        return str((path / "optuna.journal.log").resolve())
+    fail(f"{source!r} is neither a run folder (optuna.db or optuna.journal.log) nor a storage URL or "
+         "journal file")
     raise AssertionError  # unreachable
 
 

@@ -55,6 +55,7 @@ class Tracking:
     name: str | None = None
     energy: bool = True
     country: str = DEFAULT_COUNTRY
+    apportion: bool = False  # one of several concurrent jobs: record CPU time, the parent apportions
 
 
 # ----------------------------------------------------------------------------------------- W&B
@@ -197,7 +198,31 @@ class EnergyMeter:
         return out
 
 
-def make_tracker(country: str):
+APPORTION_PENDING = "apportioned: pending (the run's machine measurement is shared out at its end)"
+
+
+class CpuTimeMeter:
+    """For a trial run beside others (``suite benchmark --jobs N``): no tracker of its own (each would
+    measure the whole machine), but this process's CPU seconds over the trial, its wall time and the
+    GPU it ran on, so the parent can give it its share of the machine's measured energy
+    (:func:`suite.jobs.apportion`)."""
+
+    def __init__(self, country: str = DEFAULT_COUNTRY) -> None:
+        self.country = country
+        self._cpu = self._wall = 0.0
+
+    def start(self, name: str) -> None:
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+
+    def stop(self) -> dict[str, Any]:
+        return {"kwh": None, "emissions_kg": None, "duration_s": time.perf_counter() - self._wall,
+                "cpu_s": time.process_time() - self._cpu, "method": APPORTION_PENDING,
+                "gpu": os.environ.get("CUDA_VISIBLE_DEVICES") if torch.cuda.is_available() else None,
+                "job": os.environ.get("SUITE_JOB_RUN"), "cpu_power_w": None, "gpu_power_w": None,
+                "ram_power_w": None, "nvml_kwh": None, "country": self.country, "error": None}
+
+
+def make_tracker(country: str, mode: str = "process"):
     """A quiet ``OfflineEmissionsTracker`` that never calls the network or writes files."""
     from codecarbon import OfflineEmissionsTracker
 
@@ -208,7 +233,7 @@ def make_tracker(country: str):
         output_methods=[],  # nothing written by CodeCarbon: the suite writes emissions.csv
         measure_power_secs=1,
         allow_multiple_runs=True,
-        tracking_mode="process",
+        tracking_mode=mode,
         project_name=WANDB_PROJECT,
     )
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
@@ -242,6 +267,22 @@ def measurement_method(tracker: Any) -> str:
         else:
             parts.append(kind.lower())
     return "; ".join(parts) or "unknown"
+
+
+def nvml_energy_per_gpu_mj() -> dict[str, float]:
+    """Total energy of each visible NVIDIA GPU since driver load, in millijoules, by index ({}: no
+    NVML)."""
+    if not torch.cuda.is_available():
+        return {}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex
+        return {str(i): float(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle(i)))
+                for i in range(pynvml.nvmlDeviceGetCount())}
+    except Exception:
+        return {}
 
 
 def nvml_energy_mj() -> float | None:

@@ -31,6 +31,7 @@ from suite.optimizers import OPTIMIZERS, SCHEDULE, OptimizerSpec
 from suite.params import Param, resolve
 from suite.regularizers import REGULARIZERS, Regularizer, resolve_regularizers
 from suite.tracking import (
+    CpuTimeMeter,
     EnergyMeter,
     Tracking,
     append_emissions,
@@ -295,7 +296,7 @@ def train(
             tags = [r.task.name, r.family.name, r.optimizer.name, *record["regularizers"]]
             logger = wandb_logger(tracking, wandb_config(record), tags)
         if tracking is not None and tracking.energy and rank == 0:
-            meter = EnergyMeter(tracking.country)
+            meter = CpuTimeMeter(tracking.country) if tracking.apportion else EnergyMeter(tracking.country)
             meter.start(f"{r.task.name}/{r.family.name}/s{config.seed}")
         pl.seed_everything(config.seed, workers=True, verbose=False)
         splits = r.task.load().to(r.device)
@@ -371,7 +372,7 @@ def train(
             record["energy"] = guarded(record, "energy", meter.stop)
         record["wall_s"] = time.perf_counter() - started
         record.update(guarded(record, "throughput", lambda: throughput(record, r.device)) or {})
-        if tracking is not None and tracking.energy and record.get("energy"):
+        if tracking is not None and tracking.energy and record.get("energy") and not tracking.apportion:
             guarded(record, "emissions.csv",
                     lambda: append_emissions(tracking.out_dir, emissions_row(record)))
         if logger is not None or (tracking is not None and tracking.wandb):

@@ -125,10 +125,14 @@ def mask_url(url: str) -> str:
 
 
 def storage_url(out_dir: Path, storage: str | None) -> str:
-    """``storage`` as given, or ``sqlite:///<out_dir>/optuna.db``."""
+    """``storage`` as given; else the run folder's journal file (``optuna.journal.log``, written by
+    ``suite benchmark --jobs N``) when it has one; else ``sqlite:///<out_dir>/optuna.db``."""
     if storage:
         return storage
     out_dir.mkdir(parents=True, exist_ok=True)
+    journal = out_dir / "optuna.journal.log"
+    if journal.is_file() and not (out_dir / "optuna.db").exists():
+        return str(journal.resolve())
     return f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
 
 
@@ -460,6 +464,7 @@ class ArmRunner:
     device: str = "auto"
     tracking: Tracking | None = None
     on_trial: Callable[[str, dict[str, Any]], None] | None = None
+    on_start: Callable[[str, str, int], None] | None = None  # (arm, phase, seed) as a trial starts
 
     @property
     def name(self) -> str:
@@ -479,6 +484,8 @@ class ArmRunner:
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(f"{self.name}: {phase} budget already claimed")
         params = search_space(trial, self.arm, self.profile.space)
+        if self.on_start is not None:
+            self.on_start(self.name, phase, seed)
         callbacks = []
         if phase == PHASE_TUNE and self.profile.pruner != "none":
             from optuna_integration import PyTorchLightningPruningCallback

@@ -222,7 +222,7 @@ def test_storage_url_with_a_password_is_masked_everywhere(postgres_url, tmp_path
     env.update(HOME=str(tmp_path), WANDB_MODE="offline", WANDB_API_KEY=key, COLUMNS="200")
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(profile),
-                           "--storage", url, "--out", str(out), "--device", "cpu"],
+                           "--storage", url, "--out", str(out), "--device", "cpu", "--jobs", "1"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "postgres:***@127.0.0.1" in done.stdout

@@ -162,7 +162,7 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     out = tmp_path / "run"
     db = out / "optuna.db"
     cmd = [sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(TINY), "--out", str(out),
-           "--no-report", "--device", "cpu"]
+           "--no-report", "--device", "cpu", "--jobs", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)

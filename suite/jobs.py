@@ -1,0 +1,356 @@
+"""``suite benchmark --jobs N``: N worker processes on this machine share the run folder's storage.
+
+The parent opens every study first (so the defaults are enqueued once), then starts N ``suite
+worker`` processes on a journal file inside the run folder (``optuna.journal.log``: safe for
+several processes, portable with the folder). They run the same protocol with the same exact
+budgets as one process (claims beyond a budget are marked surplus; see :mod:`suite.tune`). Each job
+keeps its process for all its trials, so CodeCarbon's probe, W&B's start-up and the imports are paid
+once per job. On CPU each job trains with one intra-op thread (``OMP_NUM_THREADS=1``, recorded as
+``torch_threads``); on GPUs the jobs are spread over the visible devices, one
+``CUDA_VISIBLE_DEVICES`` per job.
+
+**Energy.** Concurrent trials share the CPU, RAM and GPU power that a tracker measures for the whole
+device, so adding per-trial measurements would count the machine N times. The parent runs one
+CodeCarbon tracker for the machine over the run (and reads NVML's energy counter per GPU); each trial
+records its process's CPU seconds and wall time (:class:`suite.tracking.CpuTimeMeter`). At the end
+the machine's CPU and RAM energy is shared out by CPU seconds and each GPU's energy by the time
+trials ran on it (:func:`apportion`); the shares are stored in the study attr
+``energy_apportioned`` (finished trials cannot be changed) and the report reads them in place of
+the record's pending energy, so its totals equal the measured machine total.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from suite.errors import SuiteError
+
+JOURNAL = "optuna.journal.log"
+#: jobs per GPU with ``--jobs auto``: the networks of the built-in tasks leave a GPU mostly idle
+#: (Lightning's per-step dispatch is longer than their kernels); not yet measured on a GPU machine
+JOBS_PER_GPU = 4
+#: GPU memory a job may take with ``--jobs auto`` (GiB); fewer jobs where the free memory is smaller
+GPU_GIB_PER_JOB = 4.0
+
+
+def auto_jobs(*, cpus: int, gpus: Sequence[str], gpu_free_gib: Mapping[str, float] | None = None) -> int:
+    """How many jobs ``--jobs auto`` starts: on CPU one per core (each trial then uses one thread); on
+    GPUs :data:`JOBS_PER_GPU` per device, no more than its free memory holds at :data:`GPU_GIB_PER_JOB`
+    each, and no more than the CPU cores that feed them."""
+    if not gpus:
+        return max(1, cpus)
+    free = gpu_free_gib or {}
+    per = [max(1, min(JOBS_PER_GPU, int(free.get(g, math.inf) // GPU_GIB_PER_JOB)
+                      if math.isfinite(free.get(g, math.inf)) else JOBS_PER_GPU)) for g in gpus]
+    return max(1, min(sum(per), cpus))
+
+
+def job_envs(jobs: int, gpus: Sequence[str], run_id: str) -> list[dict[str, str]]:
+    """The environment of each job: one intra-op thread, its GPU (round robin over ``gpus``), the
+    run's id (so the parent can tell this run's trials from a resumed run's)."""
+    envs = []
+    for i in range(jobs):
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SUITE_JOB_RUN": run_id,
+               "PYTHONUNBUFFERED": "1", "COLUMNS": "1000"}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        envs.append(env)
+    return envs
+
+
+def visible_gpus() -> list[str]:
+    """Indices of the GPUs this process may use (``CUDA_VISIBLE_DEVICES`` or all), none without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        return [g.strip() for g in listed.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_free_gib(gpus: Sequence[str]) -> dict[str, float]:
+    import torch
+
+    out = {}
+    for i, g in enumerate(gpus):
+        try:
+            free, _ = torch.cuda.mem_get_info(i)
+            out[g] = free / 2**30
+        except Exception:
+            continue
+    return out
+
+
+def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gpu_kwh: Mapping[str, float],
+              kg_per_kwh: float) -> dict[Any, dict[str, Any]]:
+    """Share a run's measured machine energy out to its trials.
+
+    Args:
+        trials: per trial key, ``cpu_s`` (CPU seconds of its process over the trial), ``duration_s``
+            and ``gpu`` (the device it ran on, or None).
+        cpu_ram_kwh: the machine's CPU and RAM energy over the run; shared by CPU seconds.
+        gpu_kwh: each GPU's energy over the run; shared by the time trials ran on that GPU.
+        kg_per_kwh: the run's emissions per kWh.
+
+    Returns:
+        Per trial: ``kwh``, ``emissions_kg``, ``cpu_ram_kwh``, ``gpu_kwh``, ``method``. The kWh add
+        up to the measured total (up to energy of GPUs no trial ran on, and rounding).
+    """
+    cpu_total = sum(max(0.0, float(t.get("cpu_s") or 0.0)) for t in trials.values())
+    gpu_time: dict[str, float] = {}
+    for t in trials.values():
+        if t.get("gpu") is not None:
+            gpu_time[str(t["gpu"])] = gpu_time.get(str(t["gpu"]), 0.0) + float(t.get("duration_s") or 0.0)
+    out = {}
+    for key, t in trials.items():
+        cpu_share = max(0.0, float(t.get("cpu_s") or 0.0)) / cpu_total if cpu_total > 0 else 1 / len(trials)
+        g = None if t.get("gpu") is None else str(t["gpu"])
+        gpu_part = 0.0
+        if g is not None and gpu_time.get(g, 0.0) > 0:
+            gpu_part = gpu_kwh.get(g, 0.0) * float(t.get("duration_s") or 0.0) / gpu_time[g]
+        kwh = cpu_ram_kwh * cpu_share + gpu_part
+        out[key] = {"kwh": kwh, "emissions_kg": kwh * kg_per_kwh, "cpu_ram_kwh": cpu_ram_kwh * cpu_share,
+                    "gpu_kwh": gpu_part,
+                    "method": "apportioned: the run's machine measurement (one CodeCarbon tracker"
+                              + (", NVML per GPU" if gpu_kwh else "") + "), CPU and RAM by the trial "
+                              "process's CPU seconds" + (", GPU by its time on the GPU" if g else "")}
+    return out
+
+
+class MachineMeter:
+    """One CodeCarbon tracker for the whole machine over a run, and NVML's counter per GPU."""
+
+    def __init__(self, country: str) -> None:
+        from suite.tracking import make_tracker, measurement_method, nvml_energy_per_gpu_mj
+
+        self.error: str | None = None
+        self._nvml = nvml_energy_per_gpu_mj
+        self._nvml_start = nvml_energy_per_gpu_mj()
+        self.method = ""
+        try:
+            self.tracker = make_tracker(country, mode="machine")
+            self.tracker.start()
+            self.method = measurement_method(self.tracker)
+        except Exception as exc:
+            self.tracker = None
+            self.error = f"codecarbon unavailable: {type(exc).__name__}: {exc}"
+
+    def stop(self) -> dict[str, Any]:
+        """``cpu_ram_kwh``, ``gpu_kwh`` per GPU, ``kwh``, ``emissions_kg``, ``method``, ``error``."""
+        end = self._nvml()
+        gpu = {g: (end[g] - self._nvml_start[g]) / 3.6e9 for g in end if g in self._nvml_start}
+        out: dict[str, Any] = {"cpu_ram_kwh": 0.0, "gpu_kwh": gpu, "kwh": None, "emissions_kg": None,
+                               "method": self.method, "error": self.error}
+        if self.tracker is None:
+            return out
+        try:
+            self.tracker.stop()
+            data = self.tracker.final_emissions_data
+            cpu_ram = float(data.cpu_energy) + float(data.ram_energy)
+            if not gpu and float(data.gpu_energy) > 0:  # no NVML counter: CodeCarbon's GPU figure
+                gpu = {"all": float(data.gpu_energy)}
+            total = cpu_ram + sum(gpu.values())
+            out.update(cpu_ram_kwh=cpu_ram, gpu_kwh=gpu, kwh=total, emissions_kg=float(data.emissions)
+                       * (total / float(data.energy_consumed) if float(data.energy_consumed) > 0 else 1.0))
+        except Exception as exc:
+            out["error"] = f"codecarbon stop failed: {type(exc).__name__}: {exc}"
+        return out
+
+
+def run_storage(out_dir: Path, storage: str | None) -> str:
+    """The storage the jobs share: ``storage`` when it is a shared one, else the run folder's journal.
+
+    Raises:
+        SuiteError: ``storage`` is SQLite, or the run folder keeps its trials in ``optuna.db``.
+    """
+    if storage:
+        if storage.startswith("sqlite"):
+            raise SuiteError(f"--jobs needs a storage several processes can share, not SQLite ({storage}); "
+                             "leave --storage out (a journal file in the run folder), or use --jobs 1")
+        return storage
+    if (out_dir / "optuna.db").exists():
+        raise SuiteError(f"{out_dir} keeps its trials in optuna.db (SQLite, one process at a time): resume "
+                         "it with --jobs 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return str((out_dir / JOURNAL).resolve())
+
+
+def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storage: str | None,
+             device: str, wandb: bool | None, energy: bool | None, report: bool, console: Any,
+             gpus: Sequence[str] = (), wait_s: float = 1.0) -> Any:
+    """Run ``profile`` with ``jobs`` worker processes on one storage; the parent shows one progress
+    display, measures the machine's energy, apportions it and builds the report.
+
+    Returns:
+        A :class:`suite.benchmark.BenchmarkResult`.
+    """
+    import optuna
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from suite.benchmark import BenchmarkResult, build_report_if_available
+    from suite.plan import trials_per_arm
+    from suite.tracking import DEFAULT_COUNTRY
+    from suite.tune import arm_trial_counts, fail_dead_running, open_storage, open_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    url = run_storage(out_dir, storage)
+    import yaml
+
+    (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
+    store = open_storage(url)
+    studies = [open_study(store, profile, arm) for arm in profile.arms]  # defaults enqueued once
+    failed_leftovers = sum(fail_dead_running(s) for s in studies)
+    per_arm = trials_per_arm(profile)
+    confirm_runs = per_arm - profile.tune_trials
+
+    def done() -> int:
+        return sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs)
+                   for c in map(arm_trial_counts, studies))
+
+    total = per_arm * len(studies)
+    resumed = done()
+    if resumed:
+        console.print(f"resuming {profile.name}: {resumed}/{total} trials already done"
+                      + (f", {failed_leftovers} interrupted trial(s) marked failed and redone"
+                         if failed_leftovers else ""), soft_wrap=True, markup=False)
+    settings = dict(profile.tracking)
+    measure = settings.get("energy", True) if energy is None else energy
+    run_id = uuid.uuid4().hex[:12]
+    meter = MachineMeter(settings.get("country", DEFAULT_COUNTRY)) if measure else None
+    cmd = [sys.executable, "-m", "suite.cli", "worker", "--storage", url, "--profile", profile_arg,
+           "--out", str(out_dir), "--device", device, "--job"]
+    if wandb is False:
+        cmd.append("--no-wandb")
+    if not measure:
+        cmd.append("--no-energy")
+    lines: queue.Queue[tuple[int, str]] = queue.Queue()
+    procs = []
+    for i, env in enumerate(job_envs(jobs, gpus, run_id)):
+        p = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, bufsize=1, start_new_session=True)
+        procs.append(p)
+        threading.Thread(target=_pump, args=(i, p, lines), daemon=True).start()
+    status = {i: "starting" for i in range(jobs)}
+    tail: dict[int, list[str]] = {i: [] for i in range(jobs)}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[jobs]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    interrupted = False
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = progress.add_task(profile.name, total=total, completed=resumed, jobs=f"{jobs} jobs")
+            last_poll = 0.0
+            while any(p.poll() is None for p in procs) or not lines.empty():
+                try:
+                    i, line = lines.get(timeout=wait_s)
+                except queue.Empty:
+                    i, line = -1, ""
+                if line.startswith("@start "):
+                    status[i] = line.removeprefix("@start ")
+                elif line.startswith("  "):  # a finished trial
+                    progress.console.print(f"{line} [job {i + 1}]", markup=False, highlight=False,
+                                           soft_wrap=True)
+                    status[i] = "idle"
+                elif line:
+                    tail[i] = [*tail[i][-20:], line]
+                if time.monotonic() - last_poll > 2 * wait_s:
+                    last_poll = time.monotonic()
+                    running = "; ".join(f"{k + 1}: {v}" for k, v in status.items())
+                    progress.update(bar, completed=done(), description=profile.name,
+                                    jobs=f"{jobs} jobs ({running})" if progress.console.is_terminal else
+                                    f"{jobs} jobs")
+            progress.update(bar, completed=done())
+    except KeyboardInterrupt:
+        interrupted = True
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    machine = meter.stop() if meter is not None else None
+    for s in studies:
+        fail_dead_running(s)  # a job that died mid-trial: its trial is requeued for a resume
+    apportioned = store_apportioned(studies, run_id, machine) if machine is not None else 0
+    if machine is not None:  # the run's machine measurement, beside the trials' shares of it
+        import json
+
+        with (out_dir / "energy_runs.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,
+                                "wall_s": time.perf_counter() - started, **machine}) + "\n")
+    if interrupted:
+        raise SuiteError(f"interrupted: {done()}/{total} trials done are kept in {url}; run the same command "
+                         "again to resume")
+    bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    if bad:
+        i, rc = bad[0]
+        last = next((ln for ln in reversed(tail[i]) if ln.startswith("error:")),
+                    tail[i][-1] if tail[i] else "")
+        raise SuiteError(f"job {i + 1} of {jobs} exited with {rc}: {last} (finished trials are kept in "
+                         f"{url})")
+    ran = done() - resumed
+    result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+                             time.perf_counter() - started, studies=[s.study_name for s in studies])
+    result.jobs = jobs  # type: ignore[attr-defined]
+    result.machine_energy = machine  # type: ignore[attr-defined]
+    result.apportioned = apportioned  # type: ignore[attr-defined]
+    if report:
+        result.report = build_report_if_available([str(out_dir) if not storage else url], out_dir / "report",
+                                                  console)
+    return result
+
+
+def _pump(i: int, proc: subprocess.Popen, lines: queue.Queue) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put((i, line.rstrip("\n")))
+
+
+def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str, Any]) -> int:
+    """Apportion ``machine`` over the trials this run's jobs recorded (``energy.job == run_id``) and
+    store each study's shares in its ``energy_apportioned`` attr; return how many trials got one."""
+    from suite.tracking import APPORTION_PENDING
+
+    pending = {}
+    for s in studies:
+        for t in s.get_trials(deepcopy=False):
+            e = (t.user_attrs.get("record") or {}).get("energy") or {}
+            if e.get("method") == APPORTION_PENDING and e.get("job") == run_id:
+                pending[(s.study_name, t.number)] = e
+    if not pending or machine.get("kwh") is None:
+        for s in studies:
+            if machine.get("error"):
+                s.set_user_attr("energy_apportion_error", machine["error"])
+        return 0
+    kwh = float(machine["kwh"])
+    shares = apportion(pending, cpu_ram_kwh=float(machine["cpu_ram_kwh"]), gpu_kwh=machine["gpu_kwh"],
+                       kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0)
+    for s in studies:
+        mine = {str(n): v for (name, n), v in shares.items() if name == s.study_name}
+        if mine:
+            old = dict(s.user_attrs.get("energy_apportioned") or {})
+            s.set_user_attr("energy_apportioned", {**old, **mine})
+    return len(shares)

@@ -1,0 +1,120 @@
+"""``suite benchmark --jobs N``: worker processes on one machine, exact budgets, energy apportioned."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from suite.errors import SuiteError
+from suite.jobs import JOURNAL, apportion, auto_jobs, job_envs, run_storage
+from suite.tracking import APPORTION_PENDING
+from suite.tune import PHASE_CONFIRM, PHASE_TUNE, open_storage, phase_of
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = {"name": "jobs", "tune_trials": 3, "confirm_seeds": 2, "confirm_candidates": 1, "pruner": "none",
+           "epochs": {"default": 3},
+           "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam", "sgd", "momentum"],
+                       "regularizers": [["none"]], "params": {"width": 16, "depth": 1, "batch_size": 64}}]}
+
+
+def test_auto_jobs_one_per_core_on_cpu_and_a_few_per_gpu_within_memory():
+    assert auto_jobs(cpus=2, gpus=[]) == 2 and auto_jobs(cpus=1, gpus=[]) == 1
+    assert auto_jobs(cpus=16, gpus=["0"]) == 4
+    assert auto_jobs(cpus=16, gpus=["0", "1"]) == 8
+    assert auto_jobs(cpus=6, gpus=["0", "1"]) == 6  # no more jobs than cores to feed them
+    assert auto_jobs(cpus=16, gpus=["0", "1"], gpu_free_gib={"0": 9.0, "1": 80.0}) == 2 + 4  # 9 GiB: 2 jobs
+    assert auto_jobs(cpus=16, gpus=["0"], gpu_free_gib={"0": 1.0}) == 1  # at least one
+
+
+def test_jobs_are_spread_over_the_visible_gpus_one_thread_each():
+    envs = job_envs(5, ["2", "3"], "run1")
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "3", "2", "3", "2"]
+    assert all(e["OMP_NUM_THREADS"] == "1" and e["SUITE_JOB_RUN"] == "run1" for e in envs)
+    assert "CUDA_VISIBLE_DEVICES" not in job_envs(2, [], "r")[0]
+
+
+def test_apportion_shares_cpu_by_cpu_time_and_each_gpu_by_time_on_it():
+    trials = {"a": {"cpu_s": 3.0, "duration_s": 10.0, "gpu": "0"},
+              "b": {"cpu_s": 1.0, "duration_s": 30.0, "gpu": "0"},
+              "c": {"cpu_s": 4.0, "duration_s": 5.0, "gpu": "1"}}
+    out = apportion(trials, cpu_ram_kwh=0.8, gpu_kwh={"0": 2.0, "1": 1.0}, kg_per_kwh=0.5)
+    assert out["a"]["cpu_ram_kwh"] == pytest.approx(0.3) and out["c"]["cpu_ram_kwh"] == pytest.approx(0.4)
+    assert out["a"]["gpu_kwh"] == pytest.approx(0.5) and out["b"]["gpu_kwh"] == pytest.approx(1.5)
+    assert out["c"]["gpu_kwh"] == pytest.approx(1.0)
+    assert sum(v["kwh"] for v in out.values()) == pytest.approx(0.8 + 3.0)  # the measured total
+    assert out["a"]["emissions_kg"] == pytest.approx(0.5 * out["a"]["kwh"])
+    assert out["a"]["method"].startswith("apportioned")
+    cpu_only = apportion({"x": {"cpu_s": 1.0, "gpu": None}, "y": {"cpu_s": 0.0, "gpu": None}},
+                         cpu_ram_kwh=1.0, gpu_kwh={}, kg_per_kwh=0.4)
+    assert cpu_only["x"]["kwh"] == pytest.approx(1.0) and cpu_only["y"]["kwh"] == 0.0
+
+
+def test_jobs_need_a_storage_processes_can_share(tmp_path):
+    assert run_storage(tmp_path / "new", None) == str((tmp_path / "new" / JOURNAL).resolve())
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "optuna.db").write_bytes(b"")
+    with pytest.raises(SuiteError, match="resume it with --jobs 1"):
+        run_storage(tmp_path / "old", None)
+    with pytest.raises(SuiteError, match="not SQLite"):
+        run_storage(tmp_path / "x", f"sqlite:///{tmp_path}/x.db")
+
+
+@pytest.mark.slow
+def test_two_jobs_keep_exact_budgets_and_apportion_the_machine_energy(tmp_path):
+    profile = tmp_path / "jobs.yaml"
+    profile.write_text(yaml.safe_dump(PROFILE))
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "CODECARBON_"))}
+    env.update(HOME=str(tmp_path), WANDB_MODE="offline")
+    log = tmp_path / "log"
+    with log.open("w") as f:  # stdout and stderr into one file, as `make benchmark > log 2>&1`
+        done = subprocess.run([sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(profile),
+                               "--out", str(out), "--device", "cpu", "--jobs", "2"],
+                              cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=600)
+    text = log.read_text()
+    assert done.returncode == 0, text[-3000:]
+    assert "with 2 jobs" in text and (out / JOURNAL).is_file() and not (out / "optuna.db").exists()
+    # one line per trial, never broken: each trial line ends with its seconds and job
+    trial_lines = [ln for ln in text.splitlines() if ln.startswith("  jobs/")]
+    assert len(trial_lines) >= 3 * (3 + 2)
+    assert all(re.search(r": \w+ val/accuracy [\d.-]+ \([\d.]+ s\) \[job [12]\]$", ln) for ln in trial_lines)
+    store = open_storage(str(out / JOURNAL))
+    measured = [json.loads(ln) for ln in (out / "energy_runs.jsonl").read_text().splitlines()]
+    assert len(measured) == 1 and measured[0]["kwh"] > 0
+    shares, workers = 0.0, set()
+    for s in optuna.get_all_study_summaries(store):
+        study = optuna.load_study(study_name=s.study_name, storage=store)
+        trials = study.get_trials()
+        counted = [t for t in trials if not t.user_attrs.get("surplus")]
+        assert all(t.state == TrialState.COMPLETE for t in counted), s.study_name
+        assert sum(phase_of(t) == PHASE_TUNE for t in counted) == 3
+        seeds = sorted(t.user_attrs["seed"] for t in counted if phase_of(t) == PHASE_CONFIRM)
+        assert seeds == [1, 2]  # each confirm seed exactly once
+        assert len({json.dumps(t.params, sort_keys=True) for t in counted if phase_of(t) == PHASE_TUNE}) == 3
+        ap = study.user_attrs["energy_apportioned"]
+        for t in counted:
+            rec = t.user_attrs["record"]
+            assert rec["energy"]["method"] == APPORTION_PENDING and rec["torch_threads"] == 1
+            assert ap[str(t.number)]["method"].startswith("apportioned")
+            workers.add(rec["worker"])
+        shares += sum(v["kwh"] for v in ap.values())
+    assert shares == pytest.approx(measured[0]["kwh"], rel=0.05)
+    # at most the 2 jobs ran trials (on a loaded machine one job may finish these tiny trials before
+    # the other has imported torch: budgets must stay exact either way)
+    assert 1 <= len(workers) <= 2
+    # the report reads the run folder (journal) and its totals are the apportioned shares
+    from reports.load import load
+
+    data = load([str(out)])
+    assert data.trials["energy_kwh"].sum() == pytest.approx(measured[0]["kwh"], rel=0.05)
+    assert (data.trials["energy_method"].str.startswith("apportioned")).all()
+    assert (out / "report" / "index.html").is_file()
