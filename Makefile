@@ -11,6 +11,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 PROFILE ?= auto
+JOBS ?= auto
 RUN ?= $(shell ls -td runs/*/ 2>/dev/null | head -1)
 
 .PHONY: setup benchmark test lint dashboard report perf clean
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 
 # quick on a CPU-only machine, standard with a GPU; PROFILE=full or PROFILE=my.yaml to choose
 benchmark: setup
-	$(VENV)/bin/suite benchmark --profile $(PROFILE)
+	$(VENV)/bin/suite benchmark --profile $(PROFILE) --jobs $(JOBS)
 
 # optuna-dashboard / report on the newest run folder (or RUN=runs/NAME)
 dashboard: setup

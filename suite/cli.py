@@ -185,6 +185,9 @@ def benchmark(
     jobs: Annotated[str, typer.Option(help="worker processes on this machine sharing the run: auto (one "
                                            "per CPU core, or per GPU a few), or a number; 1 = one "
                                            "process, as before")] = "auto",
+    max_hours: Annotated[float | None, typer.Option(help="stop before starting when the estimated wall "
+                                                         "time (from earlier records of this machine) "
+                                                         "exceeds this")] = None,
 ) -> None:
     """Run (or resume) a benchmark profile: tune every arm, confirm with fresh seeds, write the report."""
     from suite.profile import load_profile
@@ -195,14 +198,25 @@ def benchmark(
         fail(str(exc))
     if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
         fail(f"--jobs must be auto or a whole number >= 1, got {jobs!r}")
-    if dry_run:
-        print_plan(prof)
-        return
+    folder = out_dir or Path("runs") / prof.name
+    if dry_run or max_hours is not None:
+        from suite.jobs import auto_jobs
+
+        n_est = int(jobs) if jobs != "auto" else auto_jobs(cpus=os.cpu_count() or 1, gpus=[])
+        est = plan_estimate(prof, folder, storage, n_est)
+        if dry_run:
+            print_plan(prof, est)
+            return
+        if est["hours"] is None:
+            err.print(f"--max-hours: no estimate ({', '.join(est['missing'])} never ran on this machine): "
+                      "running without a limit", markup=False, highlight=False, soft_wrap=True)
+        elif est["hours"] > max_hours:
+            fail(f"estimated {est['hours']:.2f} h with {n_est} jobs > --max-hours {max_hours:g}: cut arms, "
+                 "tune_trials, confirm_seeds or epochs in the profile, or raise --jobs")
     from suite.benchmark import run_benchmark
     from suite.train import resolve_device
     from suite.tune import check_storage_url, mask_url
 
-    folder = out_dir or Path("runs") / prof.name
     try:
         resolve_device(device)
         if storage:
@@ -246,8 +260,23 @@ def choose_jobs(jobs: str, folder: Path, storage: str | None, device: str) -> tu
     return int(jobs), gpus
 
 
-def print_plan(prof: Any) -> None:
-    """``suite benchmark --dry-run``: the profile's arms, trials and epochs, and its rank tests."""
+def plan_estimate(prof: Any, folder: Path, storage: str | None, jobs: int) -> dict[str, Any]:
+    """The wall-time estimate of ``prof`` from earlier records of this machine: the run folder (or
+    ``storage``) and every run folder under ``runs/``."""
+    import socket
+
+    from suite.plan import estimate, timings
+
+    sources = [storage] if storage else []
+    for d in {folder, *Path("runs").glob("*/")}:
+        if (d / "optuna.db").is_file() or (d / "optuna.journal.log").is_file():
+            sources.append(str(d))
+    return estimate(prof, timings(sorted(set(sources)), socket.gethostname()), jobs)
+
+
+def print_plan(prof: Any, est: dict[str, Any] | None = None) -> None:
+    """``suite benchmark --dry-run``: the profile's arms, trials and epochs, its rank tests, and the
+    wall-time estimate."""
     from suite.plan import plan
 
     p = plan(prof)
@@ -261,6 +290,16 @@ def print_plan(prof: Any) -> None:
     out.print("rank tests the report can run:", markup=False)
     for r in p["rank_tests"].values():
         out.print(f"  {r['text']}", markup=False, highlight=False, soft_wrap=True)
+    if est is not None:
+        if est["hours"] is not None:
+            line = (f"estimate with {est['jobs']} job(s): {est['hours']:.2f} h on this machine (earlier "
+                    "records of this machine; every trial at full epochs, jobs assumed to scale linearly)")
+        else:
+            line = (f"estimate with {est['jobs']} job(s): unknown: no earlier record of "
+                    f"{', '.join(est['missing'])} on this machine"
+                    + (f" (the pairs that did run: {est['hours_known']:.2f} h)" if est["hours_known"] else "")
+                    + "; run them once (e.g. the quick profile) to calibrate")
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_findings(path: Path) -> None:

@@ -81,6 +81,50 @@ def trials_per_arm(profile: Profile) -> int:
     return profile.tune_trials + profile.confirm_seeds * min(profile.confirm_candidates, profile.tune_trials)
 
 
+def timings(sources: list[str], hostname: str) -> pd.DataFrame:
+    """Seconds per epoch and per-trial overhead of each (task, family) from earlier records of this
+    machine (``hardware.hostname``) in ``sources`` (run folders or storages); empty when none.
+
+    Columns ``task``, ``family``, ``s_per_epoch`` (median of ``fit_s / epochs_run``), ``overhead_s``
+    (median of ``wall_s - fit_s``), ``n``.
+    """
+    cols = ["task", "family", "s_per_epoch", "overhead_s", "n"]
+    if not sources:
+        return pd.DataFrame(columns=cols)
+    from reports.load import load
+
+    try:
+        t = load(sources).trials
+    except Exception:  # an unreadable folder gives no timing, never a failed dry run
+        return pd.DataFrame(columns=cols)
+    t = t[(t["hostname"] == hostname) & (t["epochs_run"] > 0) & (t["fit_s"] > 0)]
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    t = t.assign(s_per_epoch=t["fit_s"] / t["epochs_run"],
+                 overhead_s=(t["wall_s"] - t["fit_s"]).clip(lower=0))
+    g = t.groupby(["task", "family"]).agg(s_per_epoch=("s_per_epoch", "median"),
+                                          overhead_s=("overhead_s", "median"), n=("uid", "count"))
+    return g.reset_index()[cols]
+
+
+def estimate(profile: Profile, times: pd.DataFrame, jobs: int) -> dict[str, Any]:
+    """Wall-time estimate of ``profile`` with ``jobs`` jobs from :func:`timings` (every trial at its
+    full epochs, so pruning only shortens it; jobs assumed to scale linearly, which they do not
+    quite: see README's measured ratio). Pairs without a timing are listed, not guessed."""
+    per_arm = trials_per_arm(profile)
+    known = {(r.task, r.family): r for r in times.itertuples()}
+    seconds, missing = 0.0, []
+    for a in profile.arms:
+        r = known.get((a.task, a.family))
+        if r is None:
+            if f"{a.task}/{a.family}" not in missing:
+                missing.append(f"{a.task}/{a.family}")
+            continue
+        seconds += per_arm * (a.epochs * float(r.s_per_epoch) + float(r.overhead_s))
+    return {"jobs": jobs, "hours": seconds / jobs / 3600 if not missing else None,
+            "hours_known": seconds / jobs / 3600, "missing": missing}
+
+
 def plan(profile: Profile) -> dict[str, Any]:
     """JSON-able plan: arms, trials, epochs (full-trial upper bound: pruning only lowers it), tasks
     and the rank tests that can run."""

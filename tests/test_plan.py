@@ -42,3 +42,46 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no run folder, no storage
     done = CliRunner().invoke(app, ["benchmark", "--profile", "nosuch", "--dry-run"])
     assert done.exit_code == 2 and "error:" in done.output
+
+
+def test_estimate_from_earlier_timings_and_what_it_lacks():
+    import pandas as pd
+
+    from suite.plan import estimate
+
+    prof = load_profile("quick")
+    pairs = {(a.task, a.family) for a in prof.arms}
+    times = pd.DataFrame([{"task": t, "family": f, "s_per_epoch": 0.5, "overhead_s": 1.0, "n": 3}
+                          for t, f in sorted(pairs)])
+    per_arm = plan(prof)["trials_per_arm"]
+    expected = sum(per_arm * (a.epochs * 0.5 + 1.0) for a in prof.arms)
+    full = estimate(prof, times, jobs=2)
+    assert full["missing"] == [] and full["hours"] == pytest.approx(expected / 2 / 3600)
+    part = estimate(prof, times[times["family"] != "gan"], jobs=1)
+    assert part["hours"] is None and part["missing"] == ["ring-gan/gan"] and part["hours_known"] > 0
+
+
+@pytest.mark.parametrize("name", ["quick", "standard", "full"])
+def test_dry_run_of_each_builtin_profile_creates_no_storage(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(app, ["benchmark", "--profile", name, "--dry-run", "--jobs", "2"])
+    assert done.exit_code == 0, done.output
+    assert f"{name}: " in done.output and "estimate with 2 job(s): unknown" in done.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_hours_stops_a_run_before_it_starts(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from suite import plan as plan_mod
+
+    monkeypatch.chdir(tmp_path)
+    prof = load_profile("quick")
+    slow = pd.DataFrame([{"task": a.task, "family": a.family, "s_per_epoch": 100.0, "overhead_s": 0.0, "n": 1}
+                         for a in prof.arms]).drop_duplicates(["task", "family"])
+    monkeypatch.setattr(plan_mod, "timings", lambda sources, host: slow)
+    done = CliRunner().invoke(app, ["benchmark", "--profile", "quick", "--max-hours", "1", "--jobs", "2"])
+    assert done.exit_code == 2 and "> --max-hours 1: cut arms" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    done = CliRunner().invoke(app, ["benchmark", "--profile", "quick", "--jobs", "x"])
+    assert done.exit_code == 2 and "--jobs must be auto or a whole number" in done.stderr
