@@ -118,3 +118,48 @@ def test_two_jobs_keep_exact_budgets_and_apportion_the_machine_energy(tmp_path):
     assert data.trials["energy_kwh"].sum() == pytest.approx(measured[0]["kwh"], rel=0.05)
     assert (data.trials["energy_method"].str.startswith("apportioned")).all()
     assert (out / "report" / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_job_keeps_the_results_and_the_rerun_finishes_exactly(tmp_path):
+    import signal
+    import time
+
+    profile = tmp_path / "jobs.yaml"
+    profile.write_text(yaml.safe_dump({**PROFILE, "epochs": {"default": 6}}))
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "CODECARBON_"))}
+    env.update(HOME=str(tmp_path), WANDB_MODE="offline")
+    cmd = [sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(profile), "--out", str(out),
+           "--device", "cpu", "--jobs", "2", "--no-wandb", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+
+    def complete() -> int:
+        try:
+            store = open_storage(str(out / JOURNAL))
+            return sum(t.state == TrialState.COMPLETE for s in optuna.get_all_study_summaries(store)
+                       for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials())
+        except Exception:
+            return 0
+
+    while complete() < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "no trial finished"
+        time.sleep(0.3)
+    kept = complete()
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the foreground process
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("error: interrupted: ") and "Traceback" not in err
+    time.sleep(1)
+    jobs_left = subprocess.run(["pgrep", "-f", f"--out {out}"], capture_output=True, text=True).stdout.split()
+    assert jobs_left == [], "a job outlived the interrupted parent"
+    assert complete() >= kept  # nothing finished was lost
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    store = open_storage(str(out / JOURNAL))
+    for s in optuna.get_all_study_summaries(store):
+        counted = [t for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials()
+                   if not t.user_attrs.get("surplus") and "record" in t.user_attrs]
+        assert sum(phase_of(t) == PHASE_TUNE for t in counted) == 3, s.study_name
+        assert sorted(t.user_attrs["seed"] for t in counted if phase_of(t) == PHASE_CONFIRM) == [1, 2]
