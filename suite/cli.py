@@ -188,6 +188,9 @@ def benchmark(
     max_hours: Annotated[float | None, typer.Option(help="stop before starting when the estimated wall "
                                                          "time (from earlier records of this machine) "
                                                          "exceeds this")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="with --dry-run or --max-hours: time "
+                                                                "2 epochs of each task/family that has "
+                                                                "no earlier record on this machine")] = False,
 ) -> None:
     """Run (or resume) a benchmark profile: tune every arm, confirm with fresh seeds, write the report."""
     from suite.profile import load_profile
@@ -203,7 +206,7 @@ def benchmark(
         from suite.jobs import auto_jobs
 
         n_est = int(jobs) if jobs != "auto" else auto_jobs(cpus=os.cpu_count() or 1, gpus=[])
-        est = plan_estimate(prof, folder, storage, n_est)
+        est = plan_estimate(prof, folder, storage, n_est, calibrate=calibrate, device=device)
         if dry_run:
             print_plan(prof, est)
             return
@@ -260,18 +263,30 @@ def choose_jobs(jobs: str, folder: Path, storage: str | None, device: str) -> tu
     return int(jobs), gpus
 
 
-def plan_estimate(prof: Any, folder: Path, storage: str | None, jobs: int) -> dict[str, Any]:
+def plan_estimate(prof: Any, folder: Path, storage: str | None, jobs: int, *, calibrate: bool = False,
+                  device: str = "auto") -> dict[str, Any]:
     """The wall-time estimate of ``prof`` from earlier records of this machine: the run folder (or
-    ``storage``) and every run folder under ``runs/``."""
+    ``storage``) and every run folder under ``runs/``; with ``calibrate``, the pairs without one are
+    timed here (:func:`suite.plan.calibrate`)."""
     import socket
 
-    from suite.plan import estimate, timings
+    import pandas as pd
+
+    from suite import plan as plan_mod
 
     sources = [storage] if storage else []
     for d in {folder, *Path("runs").glob("*/")}:
         if (d / "optuna.db").is_file() or (d / "optuna.journal.log").is_file():
             sources.append(str(d))
-    return estimate(prof, timings(sorted(set(sources)), socket.gethostname()), jobs)
+    times = plan_mod.timings(sorted(set(sources)), socket.gethostname())
+    est = plan_mod.estimate(prof, times, jobs)
+    if calibrate and est["missing"]:
+        err.print(f"calibrating: {plan_mod.CALIBRATION_EPOCHS} epochs of {', '.join(est['missing'])}",
+                  markup=False, highlight=False, soft_wrap=True)
+        measured = plan_mod.calibrate(prof, est["missing"], jobs=jobs, device=device)
+        est = plan_mod.estimate(prof, pd.concat([times, measured], ignore_index=True), jobs)
+        est["calibrated"] = len(measured)
+    return est
 
 
 def print_plan(prof: Any, est: dict[str, Any] | None = None) -> None:
@@ -292,13 +307,15 @@ def print_plan(prof: Any, est: dict[str, Any] | None = None) -> None:
         out.print(f"  {r['text']}", markup=False, highlight=False, soft_wrap=True)
     if est is not None:
         if est["hours"] is not None:
-            line = (f"estimate with {est['jobs']} job(s): {est['hours']:.2f} h on this machine (earlier "
-                    "records of this machine; every trial at full epochs, jobs assumed to scale linearly)")
+            how = (f"earlier records of this machine and {est['calibrated']} pair(s) timed now"
+                   if est.get("calibrated") else "earlier records of this machine")
+            line = (f"estimate with {est['jobs']} job(s): {est['hours']:.2f} h on this machine ({how}; every "
+                    "trial at full epochs, jobs assumed to scale linearly)")
         else:
             line = (f"estimate with {est['jobs']} job(s): unknown: no earlier record of "
                     f"{', '.join(est['missing'])} on this machine"
                     + (f" (the pairs that did run: {est['hours_known']:.2f} h)" if est["hours_known"] else "")
-                    + "; run them once (e.g. the quick profile) to calibrate")
+                    + "; add --calibrate to time them now")
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -107,6 +107,37 @@ def timings(sources: list[str], hostname: str) -> pd.DataFrame:
     return g.reset_index()[cols]
 
 
+CALIBRATION_EPOCHS = 2
+
+
+def calibrate(profile: Profile, pairs: list[str], *, jobs: int, device: str = "auto") -> pd.DataFrame:
+    """Time :data:`CALIBRATION_EPOCHS` epochs of each ``task/family`` pair (its first arm's params,
+    defaults otherwise, no tracking) in this process, with the intra-op threads a job would use (1
+    when ``jobs`` > 1); rows as :func:`timings`. Nothing is stored."""
+    import torch
+
+    from suite.train import TrialConfig, train
+
+    threads = torch.get_num_threads()
+    if jobs > 1:
+        torch.set_num_threads(1)
+    rows = []
+    try:
+        for pair in pairs:
+            task, family = pair.split("/", 1)
+            arm = next(a for a in profile.arms if a.task == task and a.family == family)
+            rec = train(TrialConfig(task=task, family=family, optimizer=arm.optimizer,
+                                    regularizers=arm.regularizers, params=dict(arm.params),
+                                    epochs=CALIBRATION_EPOCHS, device=device))
+            runs = rec.get("epochs_run") or CALIBRATION_EPOCHS
+            if rec.get("fit_s"):
+                rows.append({"task": task, "family": family, "s_per_epoch": rec["fit_s"] / runs,
+                             "overhead_s": max(0.0, rec["wall_s"] - rec["fit_s"]), "n": 1})
+    finally:
+        torch.set_num_threads(threads)
+    return pd.DataFrame(rows, columns=["task", "family", "s_per_epoch", "overhead_s", "n"])
+
+
 def estimate(profile: Profile, times: pd.DataFrame, jobs: int) -> dict[str, Any]:
     """Wall-time estimate of ``profile`` with ``jobs`` jobs from :func:`timings` (every trial at its
     full epochs, so pruning only shortens it; jobs assumed to scale linearly, which they do not

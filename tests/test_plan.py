@@ -85,3 +85,21 @@ def test_max_hours_stops_a_run_before_it_starts(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     done = CliRunner().invoke(app, ["benchmark", "--profile", "quick", "--jobs", "x"])
     assert done.exit_code == 2 and "--jobs must be auto or a whole number" in done.stderr
+
+
+def test_calibrate_times_the_pairs_without_records_and_stores_nothing(tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    prof = tmp_path / "p.yaml"
+    prof.write_text(yaml.safe_dump({"name": "cal", "tune_trials": 2, "confirm_seeds": 1, "epochs": 4,
+                                    "matrix": [{"tasks": ["digits"], "families": ["mlp"],
+                                                "optimizers": ["adam", "sgd"],
+                                                "params": {"width": 16, "depth": 1}}]}))
+    done = CliRunner().invoke(app, ["benchmark", "--profile", str(prof), "--dry-run", "--jobs", "1",
+                                    "--calibrate", "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    assert "calibrating: 2 epochs of digits/mlp" in done.stderr
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("estimate with 1 job(s): "))
+    assert "1 pair(s) timed now" in line and float(line.split(": ")[1].split(" h")[0]) >= 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]  # no run folder, no storage
