@@ -36,6 +36,41 @@ class What(StrEnum):
     regularizers = "regularizers"
 
 
+@app.callback()
+def _plugins(plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", help="a .py file or module that registers tasks, families, optimizers or regularizers; "
+                         "repeatable (also accepted after the command)")] = None) -> None:
+    """Load the plug-ins named here, in $SUITE_PLUGINS and by installed packages' entry points."""
+    from suite.plugins import ENV, load_entry_points, load_from_env, load_plugin
+
+    try:
+        if os.environ.get(ENV):
+            load_from_env()
+        for spec in plugin or []:
+            load_plugin(spec)
+        load_entry_points()
+    except SuiteError as exc:
+        fail(str(exc))
+
+
+def split_plugins(argv: list[str]) -> list[str]:
+    """``argv`` with every ``--plugin X`` / ``--plugin=X`` moved before the command, so a plug-in can
+    be named anywhere on the command line."""
+    head, rest, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--plugin" and i + 1 < len(argv):
+            head += [a, argv[i + 1]]
+            i += 2
+            continue
+        if a.startswith("--plugin="):
+            head.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return head + rest
+
+
 def fail(message: str) -> None:
     """Print a one-line error and exit with code 2."""
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -64,10 +99,14 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List registered tasks, families, optimizers or regularizers."""
+    from suite.plugins import LOADED, UNAVAILABLE
+
     kinds = [what] if what else list(What)
     data = {k.value: catalogue(k) for k in kinds}
     if as_json:
-        print(json.dumps(data[what.value] if what else data, indent=2))
+        print(json.dumps(data[what.value] if what else
+                         {**data, "plugins": [{k: v for k, v in p.items() if k != "key"} for p in LOADED],
+                          "unavailable": UNAVAILABLE}, indent=2))
         return
     for kind, entries in data.items():
         table = Table(title=kind, title_justify="left")
@@ -83,6 +122,12 @@ def list_cmd(
                     detail += "  [" + ", ".join(f"{k}={v}" for k, v in e["params"].items()) + "]"
             table.add_row(e["name"], detail)
         out.print(table)
+    for p in LOADED:
+        regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registered"].items()) or "nothing"
+        out.print(f"plugin {p['name']} ({p['path']}): {regs}", markup=False, highlight=False, soft_wrap=True)
+    for u in UNAVAILABLE:
+        out.print(f"unavailable: {u['name']} ({u['group']}): {u['reason']}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 @app.command()
@@ -597,7 +642,7 @@ def perf(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(args=split_plugins(sys.argv[1:]))
     except SuiteError as exc:  # a user error that escaped a command: still one line
         err.print(f"error: {exc}", markup=False)
         sys.exit(2)

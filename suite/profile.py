@@ -43,7 +43,7 @@ SPACES = ("core", "full")
 MIN_TRIALS_TO_PRUNE = 10
 MIN_TRIALS_FULL_SPACE = 16
 PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "confirm_candidates", "pruner",
-                "sampler_seed", "seed", "epochs", "matrix", "tracking", "space"}
+                "sampler_seed", "seed", "epochs", "matrix", "tracking", "space", "plugins"}
 ENTRY_KEYS = {"tasks", "families", "optimizers", "regularizers", "params", "epochs"}
 TRACKING_KEYS = {"wandb", "energy", "country"}
 
@@ -161,6 +161,16 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     if not isinstance(data, dict):
         raise SuiteError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
     _check_keys(data, PROFILE_KEYS, where)
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise SuiteError(f"{where}: plugins must be a list of .py paths (relative to the profile) or module "
+                         f"names, got {plugins!r}")
+    if plugins:
+        from suite.plugins import load_plugin
+
+        base = Path(origin).parent if Path(origin).suffix in (".yaml", ".yml") else None
+        for spec in plugins:
+            load_plugin(spec, base=base)
     name = data.get("name") or Path(origin).stem
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise SuiteError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")

@@ -29,6 +29,7 @@ from suite.errors import SuiteError
 from suite.families import FAMILIES, Family
 from suite.optimizers import OPTIMIZERS, SCHEDULE, OptimizerSpec
 from suite.params import Param, resolve
+from suite.plugins import provenance as plugin_provenance
 from suite.regularizers import REGULARIZERS, Regularizer, resolve_regularizers
 from suite.tracking import (
     CpuTimeMeter,
@@ -128,8 +129,9 @@ def resolve_config(config: TrialConfig) -> Resolved:
     family = FAMILIES.get(config.family)
     if family.name not in task.families:
         raise SuiteError(
-            f"family {family.name!r} is not compatible with task {task.name!r}; "
-            f"compatible: {', '.join(task.families)}"
+            f"family {family.name!r} is not compatible with task {task.name!r} (it "
+            f"{task.not_offered().get(family.name, 'is not offered')}); compatible: "
+            f"{', '.join(task.families)}"
         )
     optimizer = OPTIMIZERS.get(config.optimizer)
     regularizers = resolve_regularizers(tuple(config.regularizers))
@@ -284,6 +286,7 @@ def train(
         "versions": versions(),
         "hardware": hardware(),
         "git_commit": git_commit(),
+        "plugins": plugin_provenance(),
         "torch_threads": torch.get_num_threads(),
     }
     quiet_lightning()

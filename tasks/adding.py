@@ -82,7 +82,6 @@ def adding_task(length: int = LENGTH, *, name: str | None = None, split_seed: in
         target=TARGET_MSE,
         epochs=20,
         batch_size=64,
-        families=("mlp", "cnn", "rnn", "transformer"),
         loader=load,
         loss="mse",
         split_seed=split_seed,

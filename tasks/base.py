@@ -81,7 +81,10 @@ class Task:
         target: the value of the primary metric that counts as solved (time/energy-to-target).
         epochs: default training budget in epochs.
         batch_size: default mini-batch size.
-        families: names of the architecture families that can run on this task.
+        narrow: families that fit the task's kind and input rank but are not offered on it, each
+            with the reason (``{"cnn": "30 tabular features have no spatial order"}``); the
+            compatible families (:attr:`families`) are otherwise derived from what each family
+            declares it can take, so no task lists family names.
         loader: ``loader(seed) -> Splits``; the same seed always gives the same split.
         loss: loss name (``cross_entropy``, ``bce``, ``mse``); families may train with their own
             objective (GAN, VAE) but are still scored on ``metric``.
@@ -115,7 +118,6 @@ class Task:
     target: float
     epochs: int
     batch_size: int
-    families: tuple[str, ...]
     loader: Callable[[int], Splits] = field(repr=False, compare=False)
     loss: str = "cross_entropy"
     split_seed: int = 0
@@ -128,6 +130,26 @@ class Task:
     ideal: float | None = None
     baseline: float | None = None
     bounds: tuple[float, float] | None = None
+    narrow: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The families that can run on this task: every registered family whose declared kinds
+        and input ranks fit it (``Family.accepts``), minus the ones :attr:`narrow` leaves out."""
+        from suite.families import FAMILIES
+
+        return tuple(n for n, f in FAMILIES.items() if f.accepts(self) is None and n not in self.narrow)
+
+    def not_offered(self) -> dict[str, str]:
+        """Every registered family that cannot run on this task, with the reason."""
+        from suite.families import FAMILIES
+
+        out = {}
+        for n, f in FAMILIES.items():
+            reason = f.accepts(self) or self.narrow.get(n)
+            if reason:
+                out[n] = reason
+        return out
 
     def __post_init__(self) -> None:
         self._resolve_scale()
@@ -195,6 +217,7 @@ class Task:
             "batch_size": self.batch_size,
             "loss": self.loss,
             "families": list(self.families),
+            "not_offered": self.not_offered(),
             "augment": self.augment is not None,
             "baselines": dict(self.baselines),
             "download": self.download,

@@ -46,7 +46,6 @@ BREAST_CANCER = register(
         target=0.99,
         epochs=20,
         batch_size=32,
-        families=("mlp",),
         loader=load_breast_cancer_splits,
         loss="bce",
         description="scikit-learn breast cancer (binary, 1 = malignant): 341 train / 114 val / "

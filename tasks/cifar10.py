@@ -46,7 +46,6 @@ CIFAR10 = register(
         target=0.80,
         epochs=30,
         batch_size=128,
-        families=("mlp", "cnn", "rnn", "transformer"),
         loader=load_cifar10_splits,
         loss="cross_entropy",
         augment=flip_shift,

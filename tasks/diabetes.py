@@ -53,7 +53,6 @@ DIABETES = register(
         target=0.45,
         epochs=20,
         batch_size=32,
-        families=("mlp",),
         loader=load_diabetes_splits,
         loss="mse",
         description="scikit-learn diabetes regression: 265 train / 89 val / 88 test, random split; "

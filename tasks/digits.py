@@ -45,7 +45,6 @@ DIGITS = register(
         target=0.95,
         epochs=20,
         batch_size=64,
-        families=("mlp", "cnn", "rnn", "transformer"),
         loader=load_digits_splits,
         loss="cross_entropy",
         augment=shift_noise,

@@ -52,7 +52,6 @@ DIGITS_ANOMALY = register(
         target=0.80,
         epochs=50,
         batch_size=64,
-        families=("autoencoder",),
         loader=load_digits_anomaly_splits,
         loss="mse",
         description="8x8 digits, anomaly = digit 9: train 970 normal (0-8); val 413 and test 414 "

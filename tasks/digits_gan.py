@@ -112,7 +112,6 @@ DIGITS_GAN = register(
         target=20.0,
         epochs=300,
         batch_size=64,
-        families=("gan",),
         loader=load_digits_splits,
         loss="bce",
         score=score_digits,

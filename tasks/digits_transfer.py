@@ -69,7 +69,6 @@ DIGITS_TRANSFER = register(
         target=0.90,
         epochs=40,
         batch_size=10,
-        families=("transfer",),
         loader=load_target_splits,
         loss="cross_entropy",
         source=load_source,

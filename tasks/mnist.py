@@ -49,7 +49,6 @@ def idx_task(name: str, *, target: float, epochs: int, title: str) -> Task:
         target=target,
         epochs=epochs,
         batch_size=128,
-        families=("mlp", "cnn", "rnn", "transformer"),
         loader=load,
         loss="cross_entropy",
         augment=shift_noise,

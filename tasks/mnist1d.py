@@ -63,7 +63,6 @@ MNIST1D = register(
         target=0.85,
         epochs=30,
         batch_size=64,
-        families=("mlp", "cnn", "rnn", "transformer"),
         loader=load_mnist1d_splits,
         loss="cross_entropy",
         augment=jitter,

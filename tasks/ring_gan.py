@@ -76,7 +76,6 @@ RING_GAN = register(
         bounds=(0.0, 8.0),
         epochs=60,
         batch_size=128,
-        families=("gan",),
         loader=load_ring_splits,
         loss="bce",
         score=score_ring,

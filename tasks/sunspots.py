@@ -99,7 +99,6 @@ SUNSPOTS = register(
         target=0.6,
         epochs=30,
         batch_size=32,
-        families=("mlp", "cnn", "rnn", "transformer"),
         loader=load_sunspots_splits,
         loss="mse",
         baselines={"naive_last_value": NAIVE_RMSE},

@@ -85,7 +85,7 @@ def test_a_metric_without_a_known_scale_must_declare_one():
     from tasks.base import Task
 
     kw = dict(name="x", kind="regression", input_shape=(1,), outputs=1, metric="mape", direction="minimize",
-              target=0.1, epochs=1, batch_size=1, families=("mlp",), loader=lambda seed: None)
+              target=0.1, epochs=1, batch_size=1, loader=lambda seed: None)
     with pytest.raises(ValueError, match="no known scale"):
         Task(**kw)
     assert Task(**kw, ideal=0.0, baseline=1.0, bounds=(0.0, float("inf"))).scale()["high"] is None

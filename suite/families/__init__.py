@@ -1,14 +1,13 @@
-"""Architecture families. Each module registers one family; import them all here."""
+"""Architecture families. Every module of this package is found and imported here (``pkgutil``),
+so adding a family is adding one module that calls :func:`register_family`; the tasks it can run on
+follow from the kinds and input ranks it declares."""
 
-from suite.families import (  # noqa: F401  (registration side effects)
-    autoencoder,
-    cnn,
-    gan,
-    mlp,
-    rnn,
-    transfer,
-    transformer,
-)
+import importlib
+import pkgutil
+
 from suite.families.base import ACTIVATIONS, FAMILIES, Family, register_family
+
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_info.name}")  # registration side effects
 
 __all__ = ["ACTIVATIONS", "FAMILIES", "Family", "register_family"]

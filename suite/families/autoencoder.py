@@ -127,7 +127,7 @@ class AutoencoderModule(SuiteModule):
         return {k: v for k, v in out.items() if k == f"{name}/loss"}
 
 
-@register_family("autoencoder", params=PARAMS, module=AutoencoderModule,
+@register_family("autoencoder", params=PARAMS, module=AutoencoderModule, kinds=("anomaly",),
                  description="MLP autoencoder (ae, denoising, vae); anomaly score = reconstruction error")
 def build_autoencoder(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return AutoencoderNet(task.input_shape, params)

@@ -38,6 +38,9 @@ def activation(name: str) -> nn.Module:
 
 Params = tuple[Param, ...] | Callable[[Task], tuple[Param, ...]]
 
+#: the kinds a plain supervised network (inputs -> targets with the task's loss) can take
+SUPERVISED = ("classification", "regression", "forecasting")
+
 
 @dataclass(frozen=True)
 class Family:
@@ -50,8 +53,12 @@ class Family:
         params: declared params, or ``params(task) -> tuple`` when ranges depend on the task.
         supports: regularizer-provided network params the network reads (``dropout``,
             ``batchnorm``); a regularizer needing one the family lacks is refused.
-        module: name of the LightningModule class; ``None`` = the shared ``SuiteModule``.
+        module: the LightningModule class that trains it; ``None`` = the shared ``SuiteModule``.
         description: one line.
+        kinds: the task kinds it can take (``tasks.base.KINDS``).
+        ranks: the input ranks it can take, without the batch dimension: 1 = feature vectors
+            ``(F,)``, 2 = signals ``(C, L)``, 3 = images ``(C, H, W)``. A task's compatible families
+            are derived from these (:meth:`accepts`), so a new family appears on every task it fits.
     """
 
     name: str
@@ -60,6 +67,17 @@ class Family:
     supports: tuple[str, ...] = ("dropout", "batchnorm")
     module: type | None = None
     description: str = ""
+    kinds: tuple[str, ...] = SUPERVISED
+    ranks: tuple[int, ...] = (1, 2, 3)
+
+    def accepts(self, task: Task) -> str | None:
+        """``None`` when this family can train on ``task``, else why not (one phrase)."""
+        if task.kind not in self.kinds:
+            return f"takes task kinds {', '.join(self.kinds)}, not {task.kind}"
+        if len(task.input_shape) not in self.ranks:
+            return (f"takes inputs of rank {', '.join(map(str, self.ranks))}, not {len(task.input_shape)} "
+                    f"{tuple(task.input_shape)}")
+        return None
 
     def declared(self, task: Task) -> tuple[Param, ...]:
         """The params this family declares for ``task``."""
@@ -71,6 +89,8 @@ class Family:
             "name": self.name,
             "description": self.description,
             "supports": list(self.supports),
+            "kinds": list(self.kinds),
+            "ranks": list(self.ranks),
             "params": {p.name: p.default for p in params},
         }
 
@@ -85,11 +105,14 @@ def register_family(
     supports: tuple[str, ...] = ("dropout", "batchnorm"),
     module: type | None = None,
     description: str = "",
+    kinds: tuple[str, ...] = SUPERVISED,
+    ranks: tuple[int, ...] = (1, 2, 3),
 ) -> Callable:
-    """Decorator registering a network builder ``build(task, params) -> nn.Module`` as a family."""
+    """Decorator registering a network builder ``build(task, params) -> nn.Module`` as a family that
+    takes tasks of ``kinds`` with inputs of ``ranks``."""
 
     def decorator(build: Callable[[Task, Mapping[str, Any]], nn.Module]):
-        FAMILIES.add(name, Family(name, build, params, supports, module, description))
+        FAMILIES.add(name, Family(name, build, params, supports, module, description, kinds, ranks))
         return build
 
     return decorator

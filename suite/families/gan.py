@@ -225,7 +225,7 @@ class GanModule(SuiteModule):
         return optimizers, schedules
 
 
-@register_family("gan", params=PARAMS, module=GanModule,
+@register_family("gan", params=PARAMS, module=GanModule, kinds=("generation",),
                  description="MLP generator and discriminator trained adversarially (manual optimization)")
 def build_gan(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return GanNet(task.input_shape, params, getattr(task, "value_range", None))

@@ -211,7 +211,7 @@ class TransferModule(SuiteModule):
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
 
 
-@register_family("transfer", params=PARAMS, module=TransferModule,
+@register_family("transfer", params=PARAMS, module=TransferModule, kinds=("transfer",),
                  description="backbone pre-trained on the source task, then finetune / freeze / scratch")
 def build_transfer(task: Task, params: Mapping[str, Any]) -> nn.Module:
     backbone, features = make_backbone(task.input_shape, params)

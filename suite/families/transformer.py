@@ -122,7 +122,7 @@ class Transformer(nn.Module):
         return self.head(self.dropout(z))
 
 
-@register_family("transformer", params=PARAMS,
+@register_family("transformer", params=PARAMS, ranks=(2, 3),
                  description="pre-norm Transformer encoder over signal patches or image squares")
 def build_transformer(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return Transformer(task.input_shape, task.outputs, params)

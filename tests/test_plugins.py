@@ -1,0 +1,111 @@
+"""Plug-ins from outside the package: a family file named by --plugin or a profile's plugins:, in
+fresh processes (the registries of the test process stay as they are)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_plugin() -> str:
+    """The plug-in example of README's "Your own task, family or data" section, verbatim."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Your own task, family or data", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+FAMILY = readme_plugin()
+
+
+def suite(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SUITE_PLUGINS"))}
+    env.update(WANDB_MODE="disabled", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def plugin(tmp_path) -> Path:
+    path = tmp_path / "linear_probe.py"
+    path.write_text(FAMILY)
+    return path
+
+
+def test_a_family_file_runs_with_plugin_and_its_hash_is_in_the_record(plugin, tmp_path):
+    done = suite("run", "--task", "digits", "--family", "linear-probe", "--plugin", str(plugin), "--epochs", "2",
+                 "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rec = json.loads(done.stdout)
+    assert rec["status"] == "complete" and rec["family"] == "linear-probe"
+    (p,) = rec["plugins"]
+    assert p["sha256"] == hashlib.sha256(plugin.read_bytes()).hexdigest()
+    assert p["registered"] == {"families": ["linear-probe"]} and p["path"] == str(plugin.resolve())
+
+
+@pytest.mark.slow
+def test_the_plugin_family_is_offered_on_every_task_it_fits_and_trains_on_each(plugin, tmp_path):
+    script = textwrap.dedent(f'''
+        import json
+        from suite.plugins import load_plugin
+        from suite.train import TrialConfig, train
+        from tasks import TASKS
+        load_plugin({str(plugin)!r})
+        out = {{}}
+        for name, task in TASKS.items():
+            fits = "linear-probe" in task.families
+            status = None
+            if fits and not task.download:
+                status = train(TrialConfig(task=name, family="linear-probe", epochs=1, device="cpu"))["status"]
+            out[name] = {{"kind": task.kind, "fits": fits, "status": status}}
+        print(json.dumps(out))
+    ''')
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, r in out.items():  # declared kinds: the supervised ones; any input rank
+        assert r["fits"] == (r["kind"] in ("classification", "regression", "forecasting")), name
+        if r["status"] is not None:
+            assert r["status"] == "complete", name
+    assert sum(r["status"] == "complete" for r in out.values()) >= 6
+
+
+@pytest.mark.slow
+def test_profile_plugins_are_relative_to_the_profile_and_reach_every_job(plugin, tmp_path):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(yaml.safe_dump({
+        "name": "plug", "tune_trials": 1, "confirm_seeds": 1, "confirm_candidates": 1, "epochs": 2,
+        "plugins": [os.path.relpath(plugin, folder)],
+        "matrix": [{"tasks": ["digits"], "families": ["linear-probe", "mlp"], "optimizers": ["adam"],
+                    "params": {"batch_size": 128}}]}))
+    listed = suite("list", "families", "--plugin", str(plugin), cwd=tmp_path)
+    assert listed.returncode == 0 and "linear-probe" in listed.stdout and "plugin linear_probe" in listed.stdout
+    done = suite("benchmark", "--profile", str(folder / "p.yaml"), "--out", str(tmp_path / "run"), "--jobs", "2",
+                 "--device", "cpu", "--no-wandb", "--no-energy", "--no-report", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "benchmark plug: 2 arms, 4 trials run" in " ".join(done.stdout.split())
+
+
+def test_a_broken_or_clashing_plugin_is_one_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_here\n")
+    clash = tmp_path / "clash.py"
+    clash.write_text(FAMILY.replace('"linear-probe"', '"mlp"'))
+    for path, message in ((broken, "failed to import: ModuleNotFoundError: No module named"),
+                          (clash, "clashes with a name registered before it: family 'mlp' is already registered"),
+                          (tmp_path / "missing.py", "no such file")):
+        done = suite("--plugin", str(path), "list", "families", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: plugin ") and message in lines[0], lines
