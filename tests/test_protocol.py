@@ -93,7 +93,7 @@ def test_each_family_has_at_most_two_core_size_params(name):
     fam = FAMILIES.get(name)
     task = TASKS.get(next(t for t in TASKS.names() if name in TASKS.get(t).families))
     core = [p.name for p in fam.declared(task) if p.core]
-    assert 1 <= len(core) <= 2, core
+    assert len(core) <= 2, core
     assert all(p.tune for p in fam.declared(task) if p.core)
 
 

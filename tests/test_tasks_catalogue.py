@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tasks import get_task
+from tasks import TASKS, get_task
 from tasks.base import Split
 
 CATALOGUE = {
@@ -38,11 +38,24 @@ def test_contract_sizes_shapes_dtypes(name):
         assert torch.isfinite(split.x).all()
 
 
-def test_tabular_tasks_list_only_mlp():
-    assert get_task("breast-cancer").families == ("mlp",)
-    assert get_task("diabetes").families == ("mlp",)
-    assert set(get_task("sunspots").families) == set(get_task("adding").families) == {
-        "mlp", "cnn", "rnn", "transformer"}
+def test_tasks_offer_exactly_the_families_whose_declaration_fits():
+    """Properties, not today's list: a tabular task (rank-1 inputs) offers no family that needs a
+    signal or an image; every family a task offers declares its kind and input rank; every family
+    that declares them is offered unless the task narrows it with a reason."""
+    from suite.families import FAMILIES
+
+    for name in ("breast-cancer", "diabetes"):
+        task = get_task(name)
+        assert "mlp" in task.families
+        assert all(1 in FAMILIES.get(f).ranks for f in task.families)
+        assert {"cnn", "rnn", "transformer"} <= set(task.not_offered())
+    for name in ("sunspots", "adding"):
+        assert {"mlp", "cnn", "rnn", "transformer"} <= set(get_task(name).families)
+    for name, task in TASKS.items():
+        for f, fam in FAMILIES.items():
+            fits = fam.accepts(task) is None and f not in task.narrow
+            assert (f in task.families) == fits, (name, f)
+            assert (f in task.not_offered()) == (not fits), (name, f)
 
 
 @pytest.mark.parametrize("name", ["breast-cancer", "diabetes", "adding"])

@@ -128,6 +128,7 @@ class AutoencoderModule(SuiteModule):
 
 
 @register_family("autoencoder", params=PARAMS, module=AutoencoderModule, kinds=("anomaly",),
+                 tiny={"width": 16, "latent": 2},
                  description="MLP autoencoder (ae, denoising, vae); anomaly score = reconstruction error")
 def build_autoencoder(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return AutoencoderNet(task.input_shape, params)

@@ -8,7 +8,7 @@ the training paradigm differs, as for GANs and VAEs).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -59,6 +59,8 @@ class Family:
         ranks: the input ranks it can take, without the batch dimension: 1 = feature vectors
             ``(F,)``, 2 = signals ``(C, L)``, 3 = images ``(C, H, W)``. A task's compatible families
             are derived from these (:meth:`accepts`), so a new family appears on every task it fits.
+        tiny: param values that make the network tiny, for the smoke tests generated from the
+            registry (``tests/test_families_generated.py``); empty = the defaults.
     """
 
     name: str
@@ -69,6 +71,7 @@ class Family:
     description: str = ""
     kinds: tuple[str, ...] = SUPERVISED
     ranks: tuple[int, ...] = (1, 2, 3)
+    tiny: Mapping[str, Any] = field(default_factory=dict)
 
     def accepts(self, task: Task) -> str | None:
         """``None`` when this family can train on ``task``, else why not (one phrase)."""
@@ -91,6 +94,7 @@ class Family:
             "supports": list(self.supports),
             "kinds": list(self.kinds),
             "ranks": list(self.ranks),
+            "tiny": dict(self.tiny),
             "params": {p.name: p.default for p in params},
         }
 
@@ -107,12 +111,14 @@ def register_family(
     description: str = "",
     kinds: tuple[str, ...] = SUPERVISED,
     ranks: tuple[int, ...] = (1, 2, 3),
+    tiny: Mapping[str, Any] | None = None,
 ) -> Callable:
     """Decorator registering a network builder ``build(task, params) -> nn.Module`` as a family that
     takes tasks of ``kinds`` with inputs of ``ranks``."""
 
     def decorator(build: Callable[[Task, Mapping[str, Any]], nn.Module]):
-        FAMILIES.add(name, Family(name, build, params, supports, module, description, kinds, ranks))
+        FAMILIES.add(name, Family(name, build, params, supports, module, description, kinds, ranks,
+                                  dict(tiny or {})))
         return build
 
     return decorator

@@ -83,7 +83,7 @@ class CNN(nn.Module):
         return self.head(self.dropout(self.pool(self.features(x))))
 
 
-@register_family("cnn", params=PARAMS, ranks=(2, 3),
+@register_family("cnn", params=PARAMS, ranks=(2, 3), tiny={"blocks": 2, "channels": 4, "kernel": 3},
                  description="conv blocks (1D for signals, 2D for images) with a pooled or flat head")
 def build_cnn(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return CNN(task.input_shape, task.outputs, params)

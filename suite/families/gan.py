@@ -226,6 +226,7 @@ class GanModule(SuiteModule):
 
 
 @register_family("gan", params=PARAMS, module=GanModule, kinds=("generation",),
+                 tiny={"width": 16, "depth": 1, "latent": 4},
                  description="MLP generator and discriminator trained adversarially (manual optimization)")
 def build_gan(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return GanNet(task.input_shape, params, getattr(task, "value_range", None))

@@ -44,6 +44,7 @@ def mlp(n_in: int, n_out: int, params: Mapping[str, Any]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_family("mlp", params=PARAMS, description="fully connected network on the flattened input")
+@register_family("mlp", params=PARAMS, tiny={"depth": 1, "width": 16},
+                 description="fully connected network on the flattened input")
 def build_mlp(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return nn.Sequential(nn.Flatten(), mlp(math.prod(task.input_shape), task.outputs, params))

@@ -80,7 +80,7 @@ class RNN(nn.Module):
         return self.head(self.dropout(self.norm(z)))
 
 
-@register_family("rnn", params=PARAMS, ranks=(2, 3),
+@register_family("rnn", params=PARAMS, ranks=(2, 3), tiny={"hidden": 8},
                  description="RNN, LSTM or GRU over the input as a sequence (signal steps or image rows)")
 def build_rnn(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return RNN(task.input_shape, task.outputs, params)

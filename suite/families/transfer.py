@@ -212,6 +212,7 @@ class TransferModule(SuiteModule):
 
 
 @register_family("transfer", params=PARAMS, module=TransferModule, kinds=("transfer",),
+                 tiny={"channels": 8, "width": 16, "pretrain_epochs": 1},
                  description="backbone pre-trained on the source task, then finetune / freeze / scratch")
 def build_transfer(task: Task, params: Mapping[str, Any]) -> nn.Module:
     backbone, features = make_backbone(task.input_shape, params)

@@ -123,6 +123,7 @@ class Transformer(nn.Module):
 
 
 @register_family("transformer", params=PARAMS, ranks=(2, 3),
+                 tiny={"width": 16, "heads": 2, "layers": 1, "ffn": 1},
                  description="pre-norm Transformer encoder over signal patches or image squares")
 def build_transformer(task: Task, params: Mapping[str, Any]) -> nn.Module:
     return Transformer(task.input_shape, task.outputs, params)
