@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
+from suite.storage import mask_url  # noqa: F401  (re-exported: the one masking function)
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -67,21 +68,6 @@ class Source:
     target: str
     label: str
     folder: Path | None = None
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (``postgresql://user:***@host/db``)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: mask anything between ':' and '@'
-        head, sep, tail = url.partition("://")
-        if sep and "@" in tail:
-            cred, _, host = tail.rpartition("@")
-            user = cred.split(":", 1)[0]
-            return f"{head}://{user}:***@{host}" if ":" in cred else url
-        return url
 
 
 def parse_source(spec: str) -> Source:

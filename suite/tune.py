@@ -63,6 +63,7 @@ from optuna.trial import FrozenTrial, TrialState
 from suite.errors import SuiteError
 from suite.params import Param
 from suite.profile import Arm, Profile
+from suite.storage import mask_url  # noqa: F401  (re-exported: the one masking function)
 from suite.tracking import Tracking
 from suite.train import TrialConfig, declared_params, resolve_config, train
 
@@ -109,19 +110,6 @@ def pid_alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------ storages
-
-
-def mask_url(url: str) -> str:
-    """A storage URL with its password replaced by ``***`` (for logs, records and reports)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return url
-    if parsed.password is None:
-        return url
-    return parsed.render_as_string(hide_password=True)
 
 
 def storage_url(out_dir: Path, storage: str | None) -> str:

@@ -200,3 +200,23 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
              if t.state == optuna.trial.TrialState.COMPLETE}
     for key, started in before.items():
         assert after[key] == started  # kept, not re-run
+
+
+def test_one_function_masks_every_storage_password_even_in_urls_sqlalchemy_cannot_parse():
+    import reports.load
+    import suite.storage
+    import suite.tune
+
+    assert suite.tune.mask_url is suite.storage.mask_url is reports.load.mask_url
+    cases = {
+        "postgresql+psycopg2://bob:s3cret@db.example:5432/bench": "postgresql+psycopg2://bob:***@db.example:5432/bench",
+        # an unescaped '@' in the password: SQLAlchemy would take 'ss@host' as the host
+        "postgresql+psycopg2://bob:p@ss@127.0.0.1:5432/db": "postgresql+psycopg2://bob:***@127.0.0.1:5432/db",
+        "postgresql://bob:pw@h/db?sslmode=require&x=a@b": "postgresql://bob:***@h/db?sslmode=require&x=a@b",
+        "not a url://u:secret@@": "not a url://u:***@",
+        "postgresql://bob@h/db": "postgresql://bob@h/db",
+        "sqlite:////tmp/x.db": "sqlite:////tmp/x.db",
+        "runs/quick/optuna.journal.log": "runs/quick/optuna.journal.log",
+    }
+    for url, masked in cases.items():
+        assert mask_url(url) == masked, url
