@@ -147,12 +147,20 @@ def run(
     strategy: Annotated[str, typer.Option(help="auto or ddp (gloo on CPU, NCCL on CUDA)")] = "auto",
     out_dir: Annotated[Path | None, typer.Option("--out", help="folder to write the record to")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the record as one JSON object")] = False,
+    target: Annotated[str | None, typer.Option(help="with --task data:FILE.csv|.parquet: the target "
+                                                    "column")] = None,
+    kind: Annotated[str | None, typer.Option(help="with --task data:FILE: classification or regression "
+                                                  "(default: from the target's values)")] = None,
 ) -> None:
     """Train one trial and print its record."""
     from suite.params import parse_assignments
     from suite.train import TrialConfig, train
 
     try:
+        if task.startswith("data:"):
+            from tasks.data import register_data_task
+
+            task = register_data_task(task, target=target, kind=kind)
         config = TrialConfig(
             task=task, family=family, optimizer=optimizer, regularizers=tuple(regularizer or ()),
             params=parse_assignments(param or ()), epochs=epochs, seed=seed, device=device,

@@ -131,6 +131,7 @@ class Task:
     baseline: float | None = None
     bounds: tuple[float, float] | None = None
     narrow: Mapping[str, str] = field(default_factory=dict, compare=False)
+    data_file: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -222,6 +223,7 @@ class Task:
             "baselines": dict(self.baselines),
             "download": self.download,
             "scale": self.scale(),
+            **({"data_file": dict(self.data_file)} if self.data_file else {}),
             "description": self.description,
         }
 
