@@ -153,6 +153,43 @@ def _names(entry: Mapping, key: str, where: str) -> list[str]:
     return value
 
 
+DATA_TASK_KEYS = {"name", "data", "target", "kind"}
+
+
+def _task_names(entry: Mapping, where: str, base: Path | None) -> list[str]:
+    """An entry's tasks: names, or ``{name, data, target, kind}`` mappings that build a task from a
+    data file (path relative to the profile) and register it under ``name``."""
+    value = entry.get("tasks")
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise SuiteError(f"{where}: tasks must be a non-empty list of names or data-file mappings, "
+                         f"got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, str):
+            out.append(v)
+            continue
+        if not (isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("data"), str)):
+            raise SuiteError(f"{where}: a data task needs name and data (a file path), got {v!r}")
+        _check_keys(v, DATA_TASK_KEYS, f"{where}: task {v['name']!r}")
+        if not v["name"].replace("-", "").replace("_", "").isalnum():
+            raise SuiteError(f"{where}: task name must be letters, digits, '-' or '_', got {v['name']!r}")
+        from tasks import TASKS
+        from tasks.data import data_task
+
+        path = Path(v["data"])
+        if base is not None and not path.is_absolute():
+            path = base / path
+        existing = TASKS.get(v["name"]) if v["name"] in TASKS else None
+        if existing is None:
+            TASKS.add(v["name"], data_task(path, target=v.get("target"), kind=v.get("kind"), name=v["name"]))
+        elif existing.data_file.get("path") != str(path.resolve()):
+            raise SuiteError(f"{where}: task name {v['name']!r} is taken (a built-in or another data file)")
+        out.append(v["name"])
+    return out
+
+
 def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     """Validate a profile's parsed YAML and expand its matrix into arms."""
     from suite.train import TrialConfig, resolve_config
@@ -165,10 +202,10 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
         raise SuiteError(f"{where}: plugins must be a list of .py paths (relative to the profile) or module "
                          f"names, got {plugins!r}")
+    base = Path(origin).parent if Path(origin).suffix in (".yaml", ".yml") else None
     if plugins:
         from suite.plugins import load_plugin
 
-        base = Path(origin).parent if Path(origin).suffix in (".yaml", ".yml") else None
         for spec in plugins:
             load_plugin(spec, base=base)
     name = data.get("name") or Path(origin).stem
@@ -213,7 +250,7 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
         if not isinstance(params, dict):
             raise SuiteError(f"{ewhere}: params must be a mapping, got {params!r}")
         for task, family, optimizer, reg in itertools.product(
-            _names(entry, "tasks", ewhere), _names(entry, "families", ewhere),
+            _task_names(entry, ewhere, base), _names(entry, "families", ewhere),
             _names(entry, "optimizers", ewhere), reg_sets,
         ):
             epochs = entry.get("epochs", _epochs_for(data.get("epochs"), task, ewhere))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,3 +93,33 @@ def test_bad_data_files_are_one_line_each(tmp_path):
     odd.write_text("a,b\n")
     done = run("--task", f"data:{odd}", "--target", "b")
     assert done.exit_code == 2 and "unknown format '.txt'" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_profile_data_task_runs_through_suite_benchmark_with_jobs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "data").mkdir()
+    table().to_parquet(tmp_path / "data" / "churn.parquet")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({
+        "name": "own", "tune_trials": 2, "confirm_seeds": 1, "confirm_candidates": 1, "epochs": 3,
+        "matrix": [{"tasks": [{"name": "churn", "data": "data/churn.parquet", "target": "churned"}],
+                    "families": ["mlp"], "optimizers": ["adam"], "params": {"width": 16, "depth": 1}}]}))
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run([sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(tmp_path / "p.yaml"),
+                           "--out", str(tmp_path / "run"), "--jobs", "2", "--device", "cpu", "--no-wandb",
+                           "--no-energy"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "benchmark own: 1 arms, 3 trials run" in " ".join(done.stdout.split())
+    assert "On churn, use mlp" in done.stdout
+    broken = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    broken["matrix"][0]["tasks"] = [{"name": "churn2", "data": "data/missing.csv", "target": "churned"}]
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(broken))
+    bad = CliRunner().invoke(app, ["benchmark", "--dry-run", "--profile", str(tmp_path / "q.yaml")])
+    lines = bad.stderr.strip().splitlines()
+    assert bad.exit_code == 2 and len(lines) == 1 and "missing.csv' does not exist" in lines[0], lines
