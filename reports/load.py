@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
-from suite.storage import mask_url  # noqa: F401  (re-exported: the one masking function)
+from suite.storage import RUN_DB, RUN_JOURNAL, mask_url, run_folder_storage  # mask_url re-exported
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -81,15 +81,12 @@ def parse_source(spec: str) -> Source:
         return Source(text, "rdb", text, mask_url(text))
     path = Path(text)
     if path.is_dir():
-        db = path / "optuna.db"
-        journal = path / "optuna.journal.log"  # written by suite benchmark --jobs N
-        if not db.is_file() and journal.is_file():
-            return Source(text, "run", str(journal.resolve()), text, folder=path)
-        if not db.is_file():
-            raise SuiteError(f"run folder {text!r} has no optuna.db or optuna.journal.log; a source is a "
+        target = run_folder_storage(path)
+        if target is None:
+            raise SuiteError(f"run folder {text!r} has no {RUN_DB} or {RUN_JOURNAL}; a source is a "
                              "run folder, a storage URL (sqlite:///..., postgresql://...) or a "
                              "journal file (.log/.jsonl)")
-        return Source(text, "run", f"sqlite:///{db.resolve()}", text, folder=path)
+        return Source(text, "run", target, text, folder=path)
     if path.suffix in JOURNAL_SUFFIXES:
         if not path.is_file():
             raise SuiteError(f"journal file {text!r} does not exist")

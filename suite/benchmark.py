@@ -31,6 +31,7 @@ from rich.progress import (
 )
 
 from suite.errors import SuiteError
+from suite.plan import trials_per_arm
 from suite.profile import Profile
 from suite.tracking import DEFAULT_COUNTRY, Tracking
 from suite.tune import (
@@ -57,6 +58,9 @@ class BenchmarkResult:
     wall_s: float
     report: Path | None = None
     studies: list[str] = field(default_factory=list)
+    jobs: int = 1
+    machine_energy: dict[str, Any] | None = None  # --jobs N: the run's machine measurement
+    apportioned: int = 0  # --jobs N: trials given a share of it
 
 
 def run_benchmark(
@@ -109,21 +113,16 @@ def run_benchmark(
         country=settings.get("country", DEFAULT_COUNTRY),
         apportion=job,
     )
-    confirm_runs = profile.confirm_seeds * min(profile.confirm_candidates, profile.tune_trials)
-    per_arm = profile.tune_trials + confirm_runs
-    total = per_arm * len(profile.arms)
+    confirm_runs = trials_per_arm(profile) - profile.tune_trials
+    total = trials_per_arm(profile) * len(profile.arms)
     salt = zlib.crc32(worker_id().encode()) if worker else 0
     studies = [open_study(store, profile, arm, salt=salt) for arm in profile.arms]
     failed_leftovers = 0
     if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
         # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
         failed_leftovers = sum(fail_dead_running(s, all_running=url.startswith("sqlite")) for s in studies)
-    resumed = sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs)
-                  for c in map(arm_trial_counts, studies))
-    if resumed:
-        console.print(f"resuming {profile.name}: {resumed}/{total} trials already done"
-                      + (f", {failed_leftovers} interrupted trial(s) marked failed and redone"
-                         if failed_leftovers else ""), soft_wrap=True)
+    resumed = trials_done(profile, studies)
+    say_resumed(console, profile, resumed, total, failed_leftovers)
     ran = 0
     if job:
         def on_start(arm: str, phase: str, seed: int) -> None:
@@ -139,10 +138,7 @@ def run_benchmark(
         run_arms(runners, start=salt % len(runners), wait_s=wait_s)
         return BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
                                time.perf_counter() - started, studies=[s.study_name for s in studies])
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[arms]}"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with run_progress(console, "arms") as progress:
         bar = progress.add_task(profile.name, total=total, completed=resumed, arms=f"arms 0/{len(studies)}")
 
         def on_trial(phase: str, record: dict[str, Any]) -> None:
@@ -152,8 +148,7 @@ def run_benchmark(
             complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= confirm_runs
                            for c in counts)
             progress.update(bar, description=f"{profile.name} | {record['arm']}",
-                            completed=sum(min(c["tune"], profile.tune_trials)
-                                          + min(c["confirm"], confirm_runs) for c in counts),
+                            completed=trials_done(profile, studies, counts),
                             arms=f"arms {complete}/{len(studies)}")
             progress.console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
 
@@ -167,6 +162,28 @@ def run_benchmark(
         result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
                                                   console)
     return result
+
+
+def trials_done(profile: Profile, studies: list[optuna.Study],
+                counts: list[dict[str, int]] | None = None) -> int:
+    """Trials done towards the profile's budgets (beyond an arm's budget does not count)."""
+    confirm_runs = trials_per_arm(profile) - profile.tune_trials
+    counts = counts if counts is not None else [arm_trial_counts(s) for s in studies]
+    return sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs) for c in counts)
+
+
+def say_resumed(console: Console, profile: Profile, resumed: int, total: int, failed_leftovers: int) -> None:
+    if resumed:
+        console.print(f"resuming {profile.name}: {resumed}/{total} trials already done"
+                      + (f", {failed_leftovers} interrupted trial(s) marked failed and redone"
+                         if failed_leftovers else ""), soft_wrap=True, markup=False)
+
+
+def run_progress(console: Console, field: str) -> Progress:
+    """The run's progress bar: description, bar, done/total, ``task.fields[field]``, elapsed, ETA."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn(f"{{task.fields[{field}]}}"), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console, transient=False)
 
 
 def trial_line(phase: str, record: dict[str, Any]) -> str:

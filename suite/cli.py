@@ -328,9 +328,9 @@ def plan_estimate(prof: Any, folder: Path, storage: str | None, jobs: int, *, ca
     from suite import plan as plan_mod
 
     sources = [storage] if storage else []
-    for d in {folder, *Path("runs").glob("*/")}:
-        if (d / "optuna.db").is_file() or (d / "optuna.journal.log").is_file():
-            sources.append(str(d))
+    from suite.storage import run_folder_storage
+
+    sources += [str(d) for d in {folder, *Path("runs").glob("*/")} if run_folder_storage(d)]
     times = plan_mod.timings(sorted(set(sources)), socket.gethostname())
     est = plan_mod.estimate(prof, times, jobs)
     if calibrate and est["missing"]:
@@ -561,13 +561,13 @@ def dashboard(
 
 def source_storage(source: str) -> str:
     """A run folder's ``optuna.db`` as a URL, or the storage URL / journal path itself."""
-    path = Path(source)
+    from suite.storage import run_folder_storage
+
     if "://" in source or source.endswith((".log", ".jsonl")):
         return source
-    if (path / "optuna.db").is_file():
-        return f"sqlite:///{(path / 'optuna.db').resolve()}"
-    if (path / "optuna.journal.log").is_file():
-        return str((path / "optuna.journal.log").resolve())
+    found = run_folder_storage(Path(source))
+    if found:
+        return found
     fail(f"{source!r} is neither a run folder (optuna.db or optuna.journal.log) nor a storage URL or "
          "journal file")
     raise AssertionError  # unreachable

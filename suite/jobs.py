@@ -21,7 +21,7 @@ the record's pending energy, so its totals equal the measured machine total.
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import queue
 import signal
@@ -34,9 +34,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from suite.errors import SuiteError
+import yaml
 
-JOURNAL = "optuna.journal.log"
+from suite.errors import SuiteError
+from suite.storage import RUN_DB
+from suite.storage import RUN_JOURNAL as JOURNAL
+
 #: jobs per GPU with ``--jobs auto``: the networks of the built-in tasks leave a GPU mostly idle
 #: (Lightning's per-step dispatch is longer than their kernels); not yet measured on a GPU machine
 JOBS_PER_GPU = 4
@@ -51,8 +54,8 @@ def auto_jobs(*, cpus: int, gpus: Sequence[str], gpu_free_gib: Mapping[str, floa
     if not gpus:
         return max(1, cpus)
     free = gpu_free_gib or {}
-    per = [max(1, min(JOBS_PER_GPU, int(free.get(g, math.inf) // GPU_GIB_PER_JOB)
-                      if math.isfinite(free.get(g, math.inf)) else JOBS_PER_GPU)) for g in gpus]
+    per = [max(1, min(JOBS_PER_GPU, int(free[g] // GPU_GIB_PER_JOB) if g in free else JOBS_PER_GPU))
+           for g in gpus]
     return max(1, min(sum(per), cpus))
 
 
@@ -181,7 +184,7 @@ def run_storage(out_dir: Path, storage: str | None) -> str:
             raise SuiteError(f"--jobs needs a storage several processes can share, not SQLite ({storage}); "
                              "leave --storage out (a journal file in the run folder), or use --jobs 1")
         return storage
-    if (out_dir / "optuna.db").exists():
+    if (out_dir / RUN_DB).exists():
         raise SuiteError(f"{out_dir} keeps its trials in optuna.db (SQLite, one process at a time): resume "
                          "it with --jobs 1")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,42 +201,31 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         A :class:`suite.benchmark.BenchmarkResult`.
     """
     import optuna
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    from suite.benchmark import BenchmarkResult, build_report_if_available
+    from suite.benchmark import (
+        BenchmarkResult,
+        build_report_if_available,
+        run_progress,
+        say_resumed,
+        trials_done,
+    )
     from suite.plan import trials_per_arm
     from suite.tracking import DEFAULT_COUNTRY
-    from suite.tune import arm_trial_counts, fail_dead_running, open_storage, open_study
+    from suite.tune import fail_dead_running, open_storage, open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     url = run_storage(out_dir, storage)
-    import yaml
-
     (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
     store = open_storage(url)
     studies = [open_study(store, profile, arm) for arm in profile.arms]  # defaults enqueued once
     failed_leftovers = sum(fail_dead_running(s) for s in studies)
-    per_arm = trials_per_arm(profile)
-    confirm_runs = per_arm - profile.tune_trials
-
     def done() -> int:
-        return sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs)
-                   for c in map(arm_trial_counts, studies))
+        return trials_done(profile, studies)
 
-    total = per_arm * len(studies)
+    total = trials_per_arm(profile) * len(studies)
     resumed = done()
-    if resumed:
-        console.print(f"resuming {profile.name}: {resumed}/{total} trials already done"
-                      + (f", {failed_leftovers} interrupted trial(s) marked failed and redone"
-                         if failed_leftovers else ""), soft_wrap=True, markup=False)
+    say_resumed(console, profile, resumed, total, failed_leftovers)
     settings = dict(profile.tracking)
     measure = settings.get("energy", True) if energy is None else energy
     run_id = uuid.uuid4().hex[:12]
@@ -253,12 +245,9 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         threading.Thread(target=_pump, args=(i, p, lines), daemon=True).start()
     status = {i: "starting" for i in range(jobs)}
     tail: dict[int, list[str]] = {i: [] for i in range(jobs)}
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[jobs]}"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
     interrupted = False
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with run_progress(console, "jobs") as progress:
             bar = progress.add_task(profile.name, total=total, completed=resumed, jobs=f"{jobs} jobs")
             last_poll = 0.0
             while any(p.poll() is None for p in procs) or not lines.empty():
@@ -296,8 +285,6 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         fail_dead_running(s)  # a job that died mid-trial: its trial is requeued for a resume
     apportioned = store_apportioned(studies, run_id, machine) if machine is not None else 0
     if machine is not None:  # the run's machine measurement, beside the trials' shares of it
-        import json
-
         with (out_dir / "energy_runs.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,
                                 "wall_s": time.perf_counter() - started, **machine}) + "\n")
@@ -313,10 +300,8 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
                          f"{url})")
     ran = done() - resumed
     result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
-                             time.perf_counter() - started, studies=[s.study_name for s in studies])
-    result.jobs = jobs  # type: ignore[attr-defined]
-    result.machine_energy = machine  # type: ignore[attr-defined]
-    result.apportioned = apportioned  # type: ignore[attr-defined]
+                             time.perf_counter() - started, studies=[s.study_name for s in studies],
+                             jobs=jobs, machine_energy=machine, apportioned=apportioned)
     if report:
         result.report = build_report_if_available([str(out_dir) if not storage else url], out_dir / "report",
                                                   console)

@@ -1,7 +1,9 @@
-"""Storage URLs: the one function that masks a password (no heavy imports, so the report uses it
-too)."""
+"""Storage URLs: the one function that masks a password, and where a run folder keeps its trials
+(no heavy imports, so the report uses them too)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 def mask_url(url: str) -> str:
@@ -22,3 +24,18 @@ def mask_url(url: str) -> str:
         return str(url)
     user = cred.split(":", 1)[0]
     return f"{head}://{user}:***@{host}{q}{query}"
+
+
+RUN_DB = "optuna.db"
+RUN_JOURNAL = "optuna.journal.log"  # written by suite benchmark --jobs N
+
+
+def run_folder_storage(folder: Path) -> str | None:
+    """The storage a run folder holds: ``sqlite:///<folder>/optuna.db`` when it has one (a folder
+    from before ``--jobs``, or run with one job), else its journal file path, else ``None``."""
+    db, journal = folder / RUN_DB, folder / RUN_JOURNAL
+    if db.is_file():
+        return f"sqlite:///{db.resolve()}"
+    if journal.is_file():
+        return str(journal.resolve())
+    return None

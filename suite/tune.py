@@ -63,7 +63,7 @@ from optuna.trial import FrozenTrial, TrialState
 from suite.errors import SuiteError
 from suite.params import Param
 from suite.profile import Arm, Profile
-from suite.storage import mask_url  # noqa: F401  (re-exported: the one masking function)
+from suite.storage import RUN_DB, mask_url, run_folder_storage  # mask_url re-exported
 from suite.tracking import Tracking
 from suite.train import TrialConfig, declared_params, resolve_config, train
 
@@ -118,10 +118,7 @@ def storage_url(out_dir: Path, storage: str | None) -> str:
     if storage:
         return storage
     out_dir.mkdir(parents=True, exist_ok=True)
-    journal = out_dir / "optuna.journal.log"
-    if journal.is_file() and not (out_dir / "optuna.db").exists():
-        return str(journal.resolve())
-    return f"sqlite:///{(out_dir / 'optuna.db').resolve()}"
+    return run_folder_storage(out_dir) or f"sqlite:///{(out_dir / RUN_DB).resolve()}"
 
 
 def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
