@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from suite.cli import app
-from suite.plan import plan, presence
+from suite.plan import RANKINGS, plan, presence
 from suite.profile import builtin_profiles, load_profile
 
 
@@ -25,9 +25,9 @@ def test_every_builtin_profile_has_a_plan(name):
     prof = load_profile(name)
     p = plan(prof)
     assert p["arms"] == len(prof.arms) and sum(t["arms"] for t in p["tasks"].values()) == p["arms"]
-    for r in p["rank_tests"].values():  # a sub-table that runs is complete in the profile's arms
-        table = presence(prof.arms, ("task",) if r is p["rank_tests"]["families"] else ("task", "family"),
-                         "family" if r is p["rank_tests"]["families"] else "optimizer")
+    for kind, (problem, solver) in RANKINGS.items():  # a sub-table that runs is complete in the arms
+        r = p["rank_tests"][kind]
+        table = presence(prof.arms, problem, solver)
         if r["runs"]:
             assert table.loc[r["blocks"], r["treatments"]].notna().all().all()
 
