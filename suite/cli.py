@@ -270,7 +270,7 @@ def benchmark(
             fail(f"estimated {est['hours']:.2f} h with {n_est} jobs > --max-hours {max_hours:g}: cut arms, "
                  "tune_trials, confirm_seeds or epochs in the profile, or raise --jobs")
     from suite.benchmark import run_benchmark
-    from suite.train import resolve_device
+    from suite.config import resolve_device
     from suite.tune import check_storage_url, mask_url
 
     try:
@@ -407,8 +407,8 @@ def worker(
     afterwards with `suite report <storage>`.
     """
     from suite.benchmark import check_worker_storage, run_benchmark
+    from suite.config import resolve_device
     from suite.profile import load_profile
-    from suite.train import resolve_device
     from suite.tune import check_storage_url, mask_url, worker_id
 
     try:
@@ -517,9 +517,9 @@ def tune(
     import zlib
 
     from suite.benchmark import run_benchmark
+    from suite.config import resolve_device
     from suite.params import parse_assignments
     from suite.profile import parse_profile
-    from suite.train import resolve_device
 
     try:
         resolve_device(device)

@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from suite.metrics import MetricSet, loss_function, metric_inputs, task_metrics
+from suite.metrics import MetricSet
 from suite.optimizers import OPTIMIZERS, build_schedule
 from suite.regularizers import Regularizer
 from tasks.base import Split, Task
@@ -67,7 +67,7 @@ class SuiteModule(pl.LightningModule):
         self.params = dict(params)
         self.regularizers = list(regularizers)
         self.epochs = epochs
-        self.loss_fn = loss_function(task.loss)
+        self.loss_fn = task.loss_function()
         self.metrics = self.make_metrics()
         self.history: list[dict[str, float]] = []
         self._train_loss_sum: torch.Tensor | None = None
@@ -84,9 +84,11 @@ class SuiteModule(pl.LightningModule):
             super().__setattr__(name, value)
 
     # ----------------------------------------------------------------------- overridable parts
-    def make_metrics(self) -> MetricSet:
-        """Per-split metric collections; families with other outputs override this."""
-        return MetricSet(task_metrics(self.task), epoch_metric=self.task.metric)
+    def make_metrics(self) -> MetricSet | None:
+        """Per-split copies of the task's metric collection (``None`` when the task scores samples
+        itself, as a generation task does)."""
+        collection = self.task.metric_collection()
+        return None if collection is None else MetricSet(collection, epoch_metric=self.task.metric)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -96,7 +98,7 @@ class SuiteModule(pl.LightningModule):
         x, y = batch
         out = self(x)
         loss = self.loss_fn(out, y)
-        preds, target = metric_inputs(self.task, out.detach(), y)
+        preds, target = self.task.metric_inputs(out.detach(), y)
         return loss, preds, target
 
     def penalty(self) -> torch.Tensor | float:
@@ -172,6 +174,8 @@ class SuiteModule(pl.LightningModule):
                  full: bool = True) -> dict[str, float]:
         """Metrics of the current weights on a whole split, keyed ``name/metric``; ``full=False``
         computes only the loss and the epoch metric (the primary one)."""
+        if not self.task.scorable(split.y):  # e.g. the normal-only split of an anomaly task
+            return {f"{name}/loss": self._mean_loss(split, batch_size)}
         was_training = self.training
         self.eval()
         key = name if full else f"{name}_epoch"
@@ -188,6 +192,17 @@ class SuiteModule(pl.LightningModule):
         out[f"{name}/loss"] = loss_sum / max(n, 1)
         self.train(was_training)
         return out
+
+    @torch.inference_mode()
+    def _mean_loss(self, split: Split, batch_size: int) -> float:
+        was_training = self.training
+        self.eval()
+        total = 0.0
+        for start in range(0, len(split), batch_size):
+            x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+            total += float(self.model_step((x, y))[0]) * len(x)
+        self.train(was_training)
+        return total / max(len(split), 1)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """Index batches are already on the device: skip Lightning's per-step collection walk

@@ -248,8 +248,9 @@ def run_perf(*, device: str = "auto", repeats: int = 3, epochs: int | None = Non
              pairs: tuple[tuple[str, str, dict[str, Any], int | None], ...] = PAIRS) -> list[PairResult]:
     """Measure every pair (``epochs`` overrides each pair's budget); W&B and energy artefacts go to
     a temporary folder. Configs are validated before anything is timed."""
+    from suite.config import resolve_device
     from suite.errors import SuiteError
-    from suite.train import quiet_lightning, resolve_device
+    from suite.train import quiet_lightning
 
     if repeats < 1:
         raise SuiteError(f"repeats must be an integer >= 1, got {repeats!r}")

@@ -192,7 +192,7 @@ def _task_names(entry: Mapping, where: str, base: Path | None) -> list[str]:
 
 def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     """Validate a profile's parsed YAML and expand its matrix into arms."""
-    from suite.train import TrialConfig, resolve_config
+    from suite.config import TrialConfig, resolve_config
 
     where = f"profile {origin!r}"
     if not isinstance(data, dict):

@@ -16,12 +16,12 @@ Each declares its strength as a param (tunable by Optuna) and acts through one o
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from suite.errors import SuiteError
 from suite.params import Param
@@ -55,7 +55,7 @@ class Regularizer:
     penalty: Callable[[torch.nn.Module, Mapping[str, Any]], torch.Tensor] | None = None
     weight_decay: Callable[[Mapping[str, Any]], float] | None = None
     trainer_kwargs: Callable[[Mapping[str, Any]], dict] | None = None
-    callbacks: Callable[[Mapping[str, Any], str, str], list[Callback]] | None = None
+    callbacks: Callable[[Mapping[str, Any], str, str], list[Any]] | None = None
     augment: bool = False
 
     def params_for(self, optimizer: Any) -> tuple[Param, ...]:
@@ -88,25 +88,33 @@ def l1_penalty(module: torch.nn.Module, params: Mapping[str, Any]) -> torch.Tens
     return params["l1"] * sum(w.abs().sum() for w in _weights(module))
 
 
-class RestoringEarlyStopping(EarlyStopping):
-    """Lightning's ``EarlyStopping`` that also keeps the best epoch's weights and restores them
-    when fitting ends (Keras' ``restore_best_weights``). The copy lives on the training device."""
+@functools.cache
+def restoring_early_stopping() -> type:
+    """The ``RestoringEarlyStopping`` callback class (defined on first use: Lightning is imported
+    where training starts, not when the registry is listed)."""
+    from lightning.pytorch.callbacks import EarlyStopping
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_epoch: int | None = None
+    class RestoringEarlyStopping(EarlyStopping):
+        """Lightning's ``EarlyStopping`` that also keeps the best epoch's weights and restores them
+        when fitting ends (Keras' ``restore_best_weights``). The copy lives on the training device."""
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        before = self.best_score.clone()
-        super().on_validation_end(trainer, pl_module)
-        if not torch.equal(before, self.best_score):  # improved this epoch
-            self.best_state = copy.deepcopy(pl_module.state_dict())
-            self.best_epoch = trainer.current_epoch
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.best_state: dict[str, torch.Tensor] | None = None
+            self.best_epoch: int | None = None
 
-    def on_fit_end(self, trainer, pl_module) -> None:
-        if self.best_state is not None:
-            pl_module.load_state_dict(self.best_state)
+        def on_validation_end(self, trainer, pl_module) -> None:
+            before = self.best_score.clone()
+            super().on_validation_end(trainer, pl_module)
+            if not torch.equal(before, self.best_score):  # improved this epoch
+                self.best_state = copy.deepcopy(pl_module.state_dict())
+                self.best_epoch = trainer.current_epoch
+
+        def on_fit_end(self, trainer, pl_module) -> None:
+            if self.best_state is not None:
+                pl_module.load_state_dict(self.best_state)
+
+    return RestoringEarlyStopping
 
 
 for _reg in (
@@ -153,8 +161,8 @@ for _reg in (
                help="epochs without validation improvement before stopping"),),
         "stop on a validation plateau and restore the best epoch's weights",
         callbacks=lambda p, monitor, mode: [
-            RestoringEarlyStopping(monitor=monitor, mode=mode, patience=p["patience"],
-                                   check_on_train_epoch_end=False, check_finite=False)
+            restoring_early_stopping()(monitor=monitor, mode=mode, patience=p["patience"],
+                                       check_on_train_epoch_end=False, check_finite=False)
         ],
     ),
     Regularizer("augment", description="the task's data augmentation on training batches",

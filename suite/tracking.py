@@ -386,3 +386,116 @@ def peak_memory_mb(device: str) -> tuple[float | None, str]:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_peak_rss"
     except (ImportError, OSError):
         return None, "unavailable"
+
+
+class TrialTracking:
+    """The tracking steps of one trial as one context manager, each step guarded.
+
+    Entering starts W&B (the run is created now, not lazily at the first log, so that a W&B that
+    cannot start is found here) and the energy meter; leaving stops the meter into
+    ``record["energy"]``, appends the trial's ``emissions.csv`` line and finishes the W&B run with
+    the record's summary. A step that cannot start or finish never fails the trial: the trial runs
+    without it and ``record["tracking_errors"]`` names it (``wandb: ...``, ``energy: ...``).
+    ``rank`` > 0 (a DDP worker rank) tracks nothing: rank 0 speaks for the trial.
+    """
+
+    def __init__(self, record: dict[str, Any], tracking: Tracking | None, *, rank: int = 0) -> None:
+        self.record = record
+        self.tracking = tracking if rank == 0 else None
+        self.logger: Any = None
+        self.meter: Any = None
+
+    def __enter__(self) -> TrialTracking:
+        t, record = self.tracking, self.record
+        if t is not None and t.wandb:
+            tags = [record["task"], record["family"], record["optimizer"], *record["regularizers"]]
+            self.logger = guarded(record, "wandb",
+                                  lambda: started(wandb_logger(t, wandb_config(record), tags)))
+        if t is not None and t.energy:
+            meter = CpuTimeMeter(t.country) if t.apportion else EnergyMeter(t.country)
+            name = f"{record['task']}/{record['family']}/s{record['seed']}"
+            if guarded(record, "energy", lambda: meter.start(name) or True):
+                self.meter = meter
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        t, record = self.tracking, self.record
+        if self.meter is not None:
+            record["energy"] = guarded(record, "energy", self.meter.stop)
+        if t is not None and t.energy and record.get("energy") and not t.apportion:
+            guarded(record, "emissions.csv", lambda: append_emissions(t.out_dir, emissions_row(record)))
+        if t is not None and t.wandb:  # also when it did not start: close what wandb.init left open
+            guarded(record, "wandb", lambda: finish_wandb(self.logger, wandb_summary(record),
+                                                          failed=record["status"] == "failed"))
+
+
+def started(logger: Any) -> Any:
+    """``logger`` with its W&B run created (``WandbLogger`` creates it at the first use)."""
+    _ = logger.experiment
+    return logger
+
+
+# -------------------------------------------------------------------------- the record's views
+
+
+def guarded(record: dict[str, Any], what: str, fn: Any) -> Any:
+    """``fn()``, or ``None`` with the failure appended to ``record["tracking_errors"]``."""
+    try:
+        return fn()
+    except Exception as exc:
+        record.setdefault("tracking_errors", []).append(f"{what}: {type(exc).__name__}: {exc}")
+        return None
+
+
+def wandb_config(record: dict[str, Any]) -> dict[str, Any]:
+    """The W&B run config: the trial's full configuration (no results)."""
+    keys = ("task", "family", "optimizer", "regularizers", "params", "seed", "epochs", "batch_size",
+            "device", "phase", "arm", "benchmark", "trial_number", "task_info", "versions",
+            "hardware", "git_commit")
+    return {k: record[k] for k in keys if k in record}
+
+
+def wandb_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The W&B run summary: final metrics, status, energy, diagnostics flag."""
+    summary: dict[str, Any] = dict(record.get("metrics") or {})
+    summary.update(status=record["status"], wall_s=record.get("wall_s"), n_params=record.get("n_params"),
+                   samples_per_s=record.get("samples_per_s"), epochs_run=record.get("epochs_run"))
+    energy = record.get("energy") or {}
+    summary.update({f"energy/{k}": v for k, v in energy.items() if k in ("kwh", "emissions_kg", "method",
+                                                                         "nvml_kwh")})
+    if record.get("diagnostics"):
+        summary["diagnostics/flag"] = record["diagnostics"]["flag"]
+    if record.get("error"):
+        summary["error"] = record["error"]
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def emissions_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One line of ``emissions.csv``."""
+    e = record["energy"]
+    return {
+        "started_at": record["started_at"], "arm": record.get("arm", ""), "task": record["task"],
+        "family": record["family"], "optimizer": record["optimizer"],
+        "regularizers": "+".join(record["regularizers"]), "seed": record["seed"],
+        "status": record["status"], "duration_s": e["duration_s"], "energy_kwh": e["kwh"],
+        "emissions_kg": e["emissions_kg"], "nvml_kwh": e["nvml_kwh"], "method": e["method"],
+        "country": e["country"], "error": e["error"],
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape a result."""
+    import lightning
+    import numpy
+    import torchmetrics
+
+    import suite
+
+    return {
+        "suite": suite.__version__,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }

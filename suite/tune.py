@@ -60,12 +60,21 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from suite.config import TrialConfig, declared_params, resolve_config
 from suite.errors import SuiteError
 from suite.params import Param
 from suite.profile import Arm, Profile
 from suite.storage import RUN_DB, mask_url, run_folder_storage  # mask_url re-exported
 from suite.tracking import Tracking
-from suite.train import TrialConfig, declared_params, resolve_config, train
+
+
+def train(config: TrialConfig, **kwargs: Any) -> dict[str, Any]:
+    """:func:`suite.train.train`, imported at the first trial: Lightning is imported where training
+    starts, so that planning, validation and resuming a finished study stay fast."""
+    from suite.train import train as train_trial
+
+    return train_trial(config, **kwargs)
+
 
 PHASE_TUNE, PHASE_CONFIRM = "tune", "confirm"
 FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -72,7 +72,8 @@ class Task:
 
     Args:
         name: registry name (``digits``, ``mnist1d``).
-        kind: problem kind; decides the loss and metrics family (see ``KINDS``).
+        kind: problem kind; decides the metrics and how outputs become their inputs
+            (``tasks/kinds.py``, one place per kind).
         input_shape: shape of one input without the batch dimension, channels first
             (``(1, 8, 8)`` for an image, ``(1, 40)`` for a signal of length 40).
         outputs: number of classes for classification (1 = binary), output size for regression.
@@ -86,7 +87,8 @@ class Task:
             compatible families (:attr:`families`) are otherwise derived from what each family
             declares it can take, so no task lists family names.
         loader: ``loader(seed) -> Splits``; the same seed always gives the same split.
-        loss: loss name (``cross_entropy``, ``bce``, ``mse``); families may train with their own
+        loss: loss name (``tasks.kinds.LOSSES``: ``cross_entropy``, ``bce``, ``mse``, ...); families
+            with another training paradigm may train with their own
             objective (GAN, VAE) but are still scored on ``metric``.
         split_seed: the seed of the standard split; every benchmark trial uses it, so all arms see
             the same data, while the trial seed varies initialisation and batch order.
@@ -153,9 +155,14 @@ class Task:
         return out
 
     def __post_init__(self) -> None:
+        from tasks.kinds import LOSSES
+
         self._resolve_scale()
         if self.kind not in KINDS:
             raise ValueError(f"task kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"task {self.name!r}: loss must be one of {', '.join(LOSSES)}, "
+                             f"got {self.loss!r}")
         if self.direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -188,6 +195,33 @@ class Task:
         low, high = self.bounds  # type: ignore[misc]
         return {"ideal": self.ideal, "baseline": self.baseline,
                 "low": low if np.isfinite(low) else None, "high": high if np.isfinite(high) else None}
+
+    # -------------------------------------------------- how results are judged (by the task's kind)
+    def metric_collection(self):
+        """A fresh torchmetrics collection that scores a split of this task, keyed by metric name;
+        ``None`` when the task scores generated samples itself (``generation``)."""
+        from tasks.kinds import kind_of
+
+        make = kind_of(self).metrics
+        return None if make is None else make(self)
+
+    def metric_inputs(self, outputs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the network (or a family's scoring step) puts out, as the metrics' inputs."""
+        from tasks.kinds import kind_of
+
+        return kind_of(self).metric_inputs(self, outputs, y)
+
+    def scorable(self, y: torch.Tensor) -> bool:
+        """Whether a split with targets ``y`` can be scored (an anomaly split needs both classes)."""
+        from tasks.kinds import kind_of
+
+        return kind_of(self).scorable(y)
+
+    def loss_function(self):
+        """``loss(outputs, targets) -> scalar`` of the task's :attr:`loss`."""
+        from tasks.kinds import loss_function
+
+        return loss_function(self.loss)
 
     def load(self, seed: int | None = None) -> Splits:
         """Return the train/val/test splits; ``seed`` defaults to the standard ``split_seed``."""

@@ -143,19 +143,19 @@ def test_a_failing_energy_tracker_leaves_every_trial_complete(tmp_path, monkeypa
 
 
 def test_failing_tracking_writes_never_lose_a_finished_trial(tmp_path, monkeypatch):
-    import suite.train
+    import suite.tracking
 
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    real_finish = suite.train.finish_wandb
+    real_finish = suite.tracking.finish_wandb
 
     def wandb_down(*a, **k):  # the run is closed, then finishing reports an error (e.g. upload)
         real_finish(*a, **k)
         raise RuntimeError("wandb exploded")
 
-    monkeypatch.setattr(suite.train, "append_emissions", disk_full)
-    monkeypatch.setattr(suite.train, "finish_wandb", wandb_down)
+    monkeypatch.setattr(suite.tracking, "append_emissions", disk_full)
+    monkeypatch.setattr(suite.tracking, "finish_wandb", wandb_down)
     result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False, energy=True,
                            wandb=True)
     trials = trials_of(result)

@@ -78,7 +78,7 @@ def test_momentum_and_betas_are_tuned_as_one_minus_on_a_log_scale(name):
 
 
 def test_decoupled_weight_decay_has_its_own_range():
-    from suite.train import declared_params
+    from suite.config import declared_params
 
     task, fam, l2 = TASKS.get("digits"), FAMILIES.get("mlp"), REGULARIZERS.get("l2")
     by_opt = {o: next(p for p in declared_params(task, fam, OPTIMIZERS.get(o), [l2]) if p.name == "weight_decay")

@@ -14,28 +14,25 @@ Variants (param ``variant``):
 Encoder and decoder each have ``depth`` hidden layers of ``width`` units (the ``mlp`` family's
 blocks, so ``dropout`` and ``batchnorm`` apply); the decoder output is linear. On ``anomaly``
 tasks the anomaly score of an image is its reconstruction error (mean squared error over its
-values; for the VAE from the code's mean), judged by ROC-AUC (``auroc``) and average precision
-(``ap``); a split with a single class (the normal-only training split) reports only ``loss``.
+values; for the VAE from the code's mean); the task's kind judges the scores (ROC-AUC ``auroc`` and
+average precision ``ap``; a split with a single class, the normal-only training split, reports only
+``loss``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torchmetrics
 from torch import nn
 
-from suite.errors import SuiteError
 from suite.families.base import ACTIVATION, register_family
 from suite.families.mlp import mlp
-from suite.metrics import MetricSet
-from suite.module import SuiteModule
 from suite.params import Param
-from tasks.base import Split, Task
+from tasks.base import Task
 
 VARIANTS = ("ae", "denoising", "vae")
 
@@ -85,49 +82,39 @@ class AutoencoderNet(nn.Module):
         return self.decode(self.encode(x)[0])
 
 
-class AutoencoderModule(SuiteModule):
-    """Trains an :class:`AutoencoderNet` to reconstruct its (noisy) input; on ``anomaly`` tasks the
-    metrics rank images by reconstruction error against the labels (1 = anomaly)."""
+@functools.cache
+def autoencoder_module() -> type:
+    """The LightningModule of the ``autoencoder`` family: the shared module, with a step that
+    trains an :class:`AutoencoderNet` to reconstruct its (noisy) input and gives each input its
+    anomaly score, the reconstruction error (the task's kind turns scores into its metrics).
 
-    def make_metrics(self) -> MetricSet:
-        if self.task.kind != "anomaly":
-            raise SuiteError(f"family 'autoencoder' scores anomaly tasks; task {self.task.name!r} is "
-                             f"of kind {self.task.kind!r}")
-        return MetricSet(torchmetrics.MetricCollection(
-            {"auroc": torchmetrics.AUROC(task="binary"),
-             "ap": torchmetrics.AveragePrecision(task="binary")}
-        ), epoch_metric=self.task.metric)
+    Defined on first use (``Family.module``), so that listing and validating do not import
+    Lightning."""
+    from suite.module import SuiteModule
 
-    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
-        """``(loss, anomaly scores, labels)``: noise and sampling only while training."""
-        x, y = batch
-        variant = self.params["variant"]
-        inputs = x
-        if self.training and variant == "denoising":
-            inputs = x + self.params["noise"] * torch.randn_like(x)
-        mean, log_var = self.net.encode(inputs)
-        z = mean
-        if self.training and log_var is not None:
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
-        error = (self.net.decode(z) - x).flatten(1).pow(2).mean(dim=1)
-        loss = error.mean()
-        if log_var is not None:
-            kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1).mean()
-            loss = loss + self.params["beta"] * kl / x[0].numel()
-        return loss, error.detach(), y
+    class AutoencoderModule(SuiteModule):
+        def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
+            """``(loss, metric inputs of the anomaly scores)``: noise and sampling only while training."""
+            x, y = batch
+            variant = self.params["variant"]
+            inputs = x
+            if self.training and variant == "denoising":
+                inputs = x + self.params["noise"] * torch.randn_like(x)
+            mean, log_var = self.net.encode(inputs)
+            z = mean
+            if self.training and log_var is not None:
+                z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+            error = (self.net.decode(z) - x).flatten(1).pow(2).mean(dim=1)
+            loss = error.mean()
+            if log_var is not None:
+                kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1).mean()
+                loss = loss + self.params["beta"] * kl / x[0].numel()
+            return (loss, *self.task.metric_inputs(error.detach(), y))
 
-    def evaluate(self, split: Split, name: str, batch_size: int = 4096, *,
-                 full: bool = True) -> dict[str, float]:
-        """As the base, but ranking metrics are left out on a split with a single class."""
-        if len(torch.unique(split.y)) > 1:
-            return super().evaluate(split, name, batch_size, full=full)
-        with warnings.catch_warnings():  # AUROC warns (and is meaningless) without positives
-            warnings.simplefilter("ignore")
-            out = super().evaluate(split, name, batch_size, full=full)
-        return {k: v for k, v in out.items() if k == f"{name}/loss"}
+    return AutoencoderModule
 
 
-@register_family("autoencoder", params=PARAMS, module=AutoencoderModule, kinds=("anomaly",),
+@register_family("autoencoder", params=PARAMS, module=autoencoder_module, kinds=("anomaly",),
                  tiny={"width": 16, "latent": 2},
                  description="MLP autoencoder (ae, denoising, vae); anomaly score = reconstruction error")
 def build_autoencoder(task: Task, params: Mapping[str, Any]) -> nn.Module:

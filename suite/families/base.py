@@ -1,8 +1,9 @@
 """The architecture-family contract and registry.
 
 A family is a plain ``nn.Module`` builder plus its declared params (= its Optuna search space),
-and the LightningModule class that trains it (the shared :class:`suite.module.SuiteModule` unless
-the training paradigm differs, as for GANs and VAEs).
+what it can take (task kinds, input ranks), and, where its training paradigm differs from plain
+supervised learning (GANs, autoencoders), the function that gives the LightningModule class that
+trains it (the shared :class:`suite.module.SuiteModule` otherwise).
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ class Family:
         params: declared params, or ``params(task) -> tuple`` when ranges depend on the task.
         supports: regularizer-provided network params the network reads (``dropout``,
             ``batchnorm``); a regularizer needing one the family lacks is refused.
-        module: the LightningModule class that trains it; ``None`` = the shared ``SuiteModule``.
+        module: ``None`` (the shared :class:`suite.module.SuiteModule` trains the network), or a
+            function of no arguments that returns the ``SuiteModule`` subclass that trains it
+            (``gan_module`` in ``suite/families/gan.py``). A function, not the class, so that the
+            family file can define the class where it is first needed: ``suite list``, ``--help``
+            and validation never import Lightning (:meth:`module_class`).
         description: one line.
         kinds: the task kinds it can take (``tasks.base.KINDS``).
         ranks: the input ranks it can take, without the batch dimension: 1 = feature vectors
@@ -67,7 +72,7 @@ class Family:
     build: Callable[[Task, Mapping[str, Any]], nn.Module]
     params: Params = ()
     supports: tuple[str, ...] = ("dropout", "batchnorm")
-    module: type | None = None
+    module: Callable[[], type] | None = None
     description: str = ""
     kinds: tuple[str, ...] = SUPERVISED
     ranks: tuple[int, ...] = (1, 2, 3)
@@ -81,6 +86,14 @@ class Family:
             return (f"takes inputs of rank {', '.join(map(str, self.ranks))}, not {len(task.input_shape)} "
                     f"{tuple(task.input_shape)}")
         return None
+
+    def module_class(self) -> type:
+        """The LightningModule class that trains this family (imports Lightning)."""
+        if self.module is None:
+            from suite.module import SuiteModule
+
+            return SuiteModule
+        return self.module()
 
     def declared(self, task: Task) -> tuple[Param, ...]:
         """The params this family declares for ``task``."""
@@ -107,7 +120,7 @@ def register_family(
     *,
     params: Params = (),
     supports: tuple[str, ...] = ("dropout", "batchnorm"),
-    module: type | None = None,
+    module: Callable[[], type] | None = None,
     description: str = "",
     kinds: tuple[str, ...] = SUPERVISED,
     ranks: tuple[int, ...] = (1, 2, 3),

@@ -24,6 +24,7 @@ regularizer is refused (Lightning clips only under automatic optimization).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -35,11 +36,9 @@ from torch.nn import functional as F  # noqa: N812
 from suite.errors import SuiteError
 from suite.families.base import ACTIVATIONS, register_family
 from suite.families.mlp import mlp
-from suite.module import SuiteModule
 from suite.optimizers import OPTIMIZERS, build_schedule
 from suite.params import Param
 from tasks.base import Split, Task
-from tasks.kinds import GenerationTask
 
 EVAL_SEED = 0
 
@@ -127,105 +126,109 @@ def adversarial_losses(net: GanNet, real: torch.Tensor, fake: torch.Tensor):
     return discriminator_loss(net, real, fake), generator_loss(net, fake)
 
 
-class GanModule(SuiteModule):
-    """Adversarial training of a :class:`GanNet` with two optimizers (manual optimization)."""
+@functools.cache
+def gan_module() -> type:
+    """The LightningModule of the ``gan`` family: adversarial training of a :class:`GanNet` with two
+    optimizers (manual optimization).
 
-    def __init__(self, net: GanNet, **kwargs: Any) -> None:
-        super().__init__(net, **kwargs)
-        self.automatic_optimization = False
-        if not isinstance(self.task, GenerationTask):
-            raise SuiteError(f"family 'gan' needs a generation task; {self.task.name!r} is of kind "
-                             f"{self.task.kind!r}")
-        clipped = [r.name for r in self.regularizers if r.trainer_kwargs is not None]
-        if clipped:
-            raise SuiteError(f"regularizer {clipped[0]!r} is not supported by family 'gan' (manual "
-                             "optimization of two networks); use the others")
-        self._d_sum = torch.zeros(())
-        self._g_sum = torch.zeros(())
-        self._val_real: list[torch.Tensor] = []
+    Defined on first use (``Family.module``), so that listing and validating do not import
+    Lightning."""
+    from suite.module import SuiteModule
 
-    def make_metrics(self):
-        """None: a generation task scores samples with its own ``score`` (see :meth:`score`)."""
-        return None
+    class GanModule(SuiteModule):
+        """Adversarial training of a :class:`GanNet` with two optimizers (manual optimization)."""
 
-    # ----------------------------------------------------------------------------------- train
-    def on_train_epoch_start(self) -> None:
-        super().on_train_epoch_start()
-        self._d_sum = torch.zeros((), device=self.device)
-        self._g_sum = torch.zeros((), device=self.device)
+        def __init__(self, net: GanNet, **kwargs: Any) -> None:
+            super().__init__(net, **kwargs)
+            self.automatic_optimization = False
+            clipped = [r.name for r in self.regularizers if r.trainer_kwargs is not None]
+            if clipped:
+                raise SuiteError(f"regularizer {clipped[0]!r} is not supported by family 'gan' (manual "
+                                 "optimization of two networks); use the others")
+            self._d_sum = torch.zeros(())
+            self._g_sum = torch.zeros(())
+            self._val_real: list[torch.Tensor] = []
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        opt_g, opt_d = self.optimizers()
-        real, _ = batch
-        fake = self.net(self.net.noise(len(real)))
-        d_loss = discriminator_loss(self.net, real, fake)
-        opt_d.zero_grad()
-        self.manual_backward(d_loss + self.penalty())
-        opt_d.step()
-        g_loss = generator_loss(self.net, fake)  # judged by the updated discriminator
-        opt_g.zero_grad()
-        self.manual_backward(g_loss + self.penalty())
-        opt_g.step()
-        self._d_sum.add_(d_loss.detach())  # in place: no nn.Module.__setattr__ per step
-        self._g_sum.add_(g_loss.detach())
-        self._train_loss_sum.add_((d_loss + g_loss).detach())
-        self._train_batches += 1
+        # ----------------------------------------------------------------------------------- train
+        def on_train_epoch_start(self) -> None:
+            super().on_train_epoch_start()
+            self._d_sum = torch.zeros((), device=self.device)
+            self._g_sum = torch.zeros((), device=self.device)
 
-    def on_train_epoch_end(self) -> None:
-        n = max(self._train_batches, 1)  # into the epoch's row before the base records and logs it
-        self.epoch_end_metrics.update({"train/d_loss": float(self._d_sum) / n,
-                                       "train/g_loss": float(self._g_sum) / n})
-        super().on_train_epoch_end()
-        schedules = self.lr_schedulers()
-        for schedule in schedules if isinstance(schedules, list) else [schedules]:
-            if schedule is not None:
-                schedule.step()
+        def training_step(self, batch, batch_idx: int) -> None:
+            opt_g, opt_d = self.optimizers()
+            real, _ = batch
+            fake = self.net(self.net.noise(len(real)))
+            d_loss = discriminator_loss(self.net, real, fake)
+            opt_d.zero_grad()
+            self.manual_backward(d_loss + self.penalty())
+            opt_d.step()
+            g_loss = generator_loss(self.net, fake)  # judged by the updated discriminator
+            opt_g.zero_grad()
+            self.manual_backward(g_loss + self.penalty())
+            opt_g.step()
+            self._d_sum.add_(d_loss.detach())  # in place: no nn.Module.__setattr__ per step
+            self._g_sum.add_(g_loss.detach())
+            self._train_loss_sum.add_((d_loss + g_loss).detach())
+            self._train_batches += 1
 
-    # ------------------------------------------------------------------------------ validation
-    def on_validation_epoch_start(self) -> None:
-        self._val_real = []
+        def on_train_epoch_end(self) -> None:
+            n = max(self._train_batches, 1)  # into the epoch's row before the base records and logs it
+            self.epoch_end_metrics.update({"train/d_loss": float(self._d_sum) / n,
+                                           "train/g_loss": float(self._g_sum) / n})
+            super().on_train_epoch_end()
+            schedules = self.lr_schedulers()
+            for schedule in schedules if isinstance(schedules, list) else [schedules]:
+                if schedule is not None:
+                    schedule.step()
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._val_real.append(batch[0])
+        # ------------------------------------------------------------------------------ validation
+        def on_validation_epoch_start(self) -> None:
+            self._val_real = []
 
-    def on_validation_epoch_end(self) -> None:
-        values = self.score(torch.cat(self._val_real), "val")
-        self._val_real = []
-        self.publish(values)  # merged with the grad norms sampled earlier this epoch
+        def validation_step(self, batch, batch_idx: int) -> None:
+            self._val_real.append(batch[0])
 
-    # ------------------------------------------------------------------------------ evaluation
-    @torch.inference_mode()
-    def score(self, real: torch.Tensor, name: str) -> dict[str, float]:
-        """The task's score of ``len(real)`` samples generated from fixed noise, plus the losses."""
-        was_training = self.training
-        self.eval()
-        z = self.net.noise(len(real), torch.Generator().manual_seed(EVAL_SEED))
-        fake = self.net(z)
-        d_loss, g_loss = adversarial_losses(self.net, real, fake)
-        out = {f"{name}/{k}": float(v) for k, v in self.task.score(fake, real).items()}
-        out.update({f"{name}/d_loss": float(d_loss), f"{name}/g_loss": float(g_loss),
-                    f"{name}/loss": float(d_loss + g_loss)})
-        self.train(was_training)
-        return out
+        def on_validation_epoch_end(self) -> None:
+            values = self.score(torch.cat(self._val_real), "val")
+            self._val_real = []
+            self.publish(values)  # merged with the grad norms sampled earlier this epoch
 
-    def evaluate(self, split: Split, name: str, batch_size: int = 4096, *,
-                 full: bool = True) -> dict[str, float]:
-        return self.score(split.x, name)
+        # ------------------------------------------------------------------------------ evaluation
+        @torch.inference_mode()
+        def score(self, real: torch.Tensor, name: str) -> dict[str, float]:
+            """The task's score of ``len(real)`` samples generated from fixed noise, plus the losses."""
+            was_training = self.training
+            self.eval()
+            z = self.net.noise(len(real), torch.Generator().manual_seed(EVAL_SEED))
+            fake = self.net(z)
+            d_loss, g_loss = adversarial_losses(self.net, real, fake)
+            out = {f"{name}/{k}": float(v) for k, v in self.task.score(fake, real).items()}
+            out.update({f"{name}/d_loss": float(d_loss), f"{name}/g_loss": float(g_loss),
+                        f"{name}/loss": float(d_loss + g_loss)})
+            self.train(was_training)
+            return out
 
-    # ------------------------------------------------------------------------------- optimizer
-    def configure_optimizers(self):
-        spec = OPTIMIZERS.get(self.optimizer_name)
-        weight_decay = sum(r.weight_decay(self.params) for r in self.regularizers if r.weight_decay)
-        optimizers = [spec.build(self.net.generator.parameters(), self.params, weight_decay),
-                      spec.build(self.net.discriminator.parameters(), self.params, weight_decay)]
-        schedules = [build_schedule(o, self.params.get("schedule", "none"), self.epochs)
-                     for o in optimizers]
-        if schedules[0] is None:
-            return optimizers
-        return optimizers, schedules
+        def evaluate(self, split: Split, name: str, batch_size: int = 4096, *,
+                     full: bool = True) -> dict[str, float]:
+            return self.score(split.x, name)
+
+        # ------------------------------------------------------------------------------- optimizer
+        def configure_optimizers(self):
+            spec = OPTIMIZERS.get(self.optimizer_name)
+            weight_decay = sum(r.weight_decay(self.params) for r in self.regularizers if r.weight_decay)
+            optimizers = [spec.build(self.net.generator.parameters(), self.params, weight_decay),
+                          spec.build(self.net.discriminator.parameters(), self.params, weight_decay)]
+            schedules = [build_schedule(o, self.params.get("schedule", "none"), self.epochs)
+                         for o in optimizers]
+            if schedules[0] is None:
+                return optimizers
+            return optimizers, schedules
+
+    return GanModule
 
 
-@register_family("gan", params=PARAMS, module=GanModule, kinds=("generation",),
+@register_family("gan", params=PARAMS, module=gan_module, kinds=("generation",),
                  tiny={"width": 16, "depth": 1, "latent": 4},
                  description="MLP generator and discriminator trained adversarially (manual optimization)")
 def build_gan(task: Task, params: Mapping[str, Any]) -> nn.Module:

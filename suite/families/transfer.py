@@ -41,7 +41,6 @@ from torch.nn import functional as F  # noqa: N812
 from suite.errors import SuiteError
 from suite.families.base import ACTIVATION, activation, register_family
 from suite.families.mlp import hidden_block
-from suite.module import SuiteModule
 from suite.params import Param
 from tasks.base import Task
 from tasks.kinds import TransferTask
@@ -187,33 +186,25 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     backbone.load_state_dict(state)
 
 
-class TransferModule(SuiteModule):
-    """The shared supervised module, with the backbone pre-trained (or loaded) and maybe frozen
-    before the target phase starts."""
-
-    def __init__(self, net: TransferNet, **kwargs: Any) -> None:
-        super().__init__(net, **kwargs)
-        if not isinstance(self.task, TransferTask):
-            raise SuiteError(f"family 'transfer' needs a transfer task; {self.task.name!r} is of kind "
-                             f"{self.task.kind!r}")
-        mode, path = self.params["mode"], self.params["weights"]
-        if mode == "scratch":
-            if path:
-                raise SuiteError(f"param weights={path!r} needs mode finetune or freeze; mode "
-                                 "scratch trains from random weights")
-        elif path:
-            load_backbone_weights(self.net.backbone, path)
-        else:
-            state = pretrained_backbone(self.task, self.params, seed=torch.initial_seed())
-            self.net.backbone.load_state_dict(state)
-        if mode == "freeze":
-            self.net.freeze()
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
-
-
-@register_family("transfer", params=PARAMS, module=TransferModule, kinds=("transfer",),
+@register_family("transfer", params=PARAMS, kinds=("transfer",),
                  tiny={"channels": 8, "width": 16, "pretrain_epochs": 1},
                  description="backbone pre-trained on the source task, then finetune / freeze / scratch")
 def build_transfer(task: Task, params: Mapping[str, Any]) -> nn.Module:
+    """The network with its backbone pre-trained on the source (seeded by the trial seed ``train()``
+    gave torch), or loaded from ``weights``, and frozen for ``freeze``; the shared module trains it."""
     backbone, features = make_backbone(task.input_shape, params)
-    return TransferNet(backbone, features, task.outputs)
+    net = TransferNet(backbone, features, task.outputs)
+    mode, path = params["mode"], params["weights"]
+    if mode == "scratch":
+        if path:
+            raise SuiteError(f"param weights={path!r} needs mode finetune or freeze; mode "
+                             "scratch trains from random weights")
+    elif path:
+        load_backbone_weights(net.backbone, path)
+    else:
+        assert isinstance(task, TransferTask)  # the family takes transfer tasks only
+        net.backbone.load_state_dict(pretrained_backbone(task, params, seed=torch.initial_seed()))
+    if mode == "freeze":
+        net.freeze()
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
+    return net
