@@ -153,8 +153,8 @@ def run(
                                                   "(default: from the target's values)")] = None,
 ) -> None:
     """Train one trial and print its record."""
+    from suite.config import TrialConfig, resolve_config
     from suite.params import parse_assignments
-    from suite.train import TrialConfig, train
 
     try:
         if task.startswith("data:"):
@@ -166,6 +166,9 @@ def run(
             params=parse_assignments(param or ()), epochs=epochs, seed=seed, device=device,
             devices=devices, strategy=strategy,
         )
+        resolve_config(config)  # a bad value is one line before Lightning is imported
+        from suite.train import train
+
         record = train(config)
     except SuiteError as exc:
         fail(str(exc))

@@ -70,8 +70,11 @@ BETA2 = Param("beta2", 0.999, low=0.0, high=0.99999, search=(0.99, 0.9999), comp
               help="Adam beta2 (tuned as 1 - beta2, log scale)")
 
 
-def _add(name: str, params: tuple[Param, ...], description: str,
-         decoupled_weight_decay: bool = False) -> Callable[[Build], Build]:
+def register_optimizer(name: str, params: tuple[Param, ...], description: str = "",
+                       decoupled_weight_decay: bool = False) -> Callable[[Build], Build]:
+    """Decorator registering ``build(parameters, params, weight_decay) -> torch.optim.Optimizer`` as
+    the optimizer ``name`` with its declared ``params`` (always including ``lr``)."""
+
     def decorator(build: Build) -> Build:
         OPTIMIZERS.add(name, OptimizerSpec(name, build, params, description, decoupled_weight_decay))
         return build
@@ -79,33 +82,35 @@ def _add(name: str, params: tuple[Param, ...], description: str,
     return decorator
 
 
-@_add("sgd", (lr(0.05, 1e-3, 1.0),), "plain SGD; batch/mini-batch/stochastic GD by batch_size = N / B / 1")
+@register_optimizer("sgd", (lr(0.05, 1e-3, 1.0),),
+                    "plain SGD; batch/mini-batch/stochastic GD by batch_size = N / B / 1")
 def _sgd(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], weight_decay=wd)
 
 
-@_add("momentum", (lr(0.02, 1e-3, 0.3), MOMENTUM), "SGD with heavy-ball momentum")
+@register_optimizer("momentum", (lr(0.02, 1e-3, 0.3), MOMENTUM), "SGD with heavy-ball momentum")
 def _momentum(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], weight_decay=wd)
 
 
-@_add("nesterov", (lr(0.02, 1e-3, 0.3), MOMENTUM), "SGD with Nesterov momentum")
+@register_optimizer("nesterov", (lr(0.02, 1e-3, 0.3), MOMENTUM), "SGD with Nesterov momentum")
 def _nesterov(ps, p, wd):
     return torch.optim.SGD(ps, lr=p["lr"], momentum=p["momentum"], nesterov=True, weight_decay=wd)
 
 
-@_add("adam", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2), "Adam (weight decay coupled, as L2 in the gradient)")
+@register_optimizer("adam", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2),
+                    "Adam (weight decay coupled, as L2 in the gradient)")
 def _adam(ps, p, wd):
     return torch.optim.Adam(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
 
 
-@_add("adamw", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2), "AdamW (weight decay decoupled)",
+@register_optimizer("adamw", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2), "AdamW (weight decay decoupled)",
       decoupled_weight_decay=True)
 def _adamw(ps, p, wd):
     return torch.optim.AdamW(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
 
 
-@_add(
+@register_optimizer(
     "rmsprop",
     (lr(1e-3, 1e-4, 1e-2),
      Param("alpha", 0.99, low=0.0, high=0.9999, search=(0.9, 0.999), complement=True,
@@ -119,7 +124,7 @@ def _rmsprop(ps, p, wd):
     )
 
 
-@_add("adagrad", (lr(0.01, 1e-3, 0.3),), "Adagrad")
+@register_optimizer("adagrad", (lr(0.01, 1e-3, 0.3),), "Adagrad")
 def _adagrad(ps, p, wd):
     return torch.optim.Adagrad(ps, lr=p["lr"], weight_decay=wd)
 

@@ -175,7 +175,7 @@ def _task_names(entry: Mapping, where: str, base: Path | None) -> list[str]:
         _check_keys(v, DATA_TASK_KEYS, f"{where}: task {v['name']!r}")
         if not v["name"].replace("-", "").replace("_", "").isalnum():
             raise SuiteError(f"{where}: task name must be letters, digits, '-' or '_', got {v['name']!r}")
-        from tasks import TASKS
+        from tasks import TASKS, register_task
         from tasks.data import data_task
 
         path = Path(v["data"])
@@ -183,7 +183,7 @@ def _task_names(entry: Mapping, where: str, base: Path | None) -> list[str]:
             path = base / path
         existing = TASKS.get(v["name"]) if v["name"] in TASKS else None
         if existing is None:
-            TASKS.add(v["name"], data_task(path, target=v.get("target"), kind=v.get("kind"), name=v["name"]))
+            register_task(data_task(path, target=v.get("target"), kind=v.get("kind"), name=v["name"]))
         elif existing.data_file.get("path") != str(path.resolve()):
             raise SuiteError(f"{where}: task name {v['name']!r} is taken (a built-in or another data file)")
         out.append(v["name"])

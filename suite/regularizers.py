@@ -78,6 +78,11 @@ class Regularizer:
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 
 
+def register_regularizer(regularizer: Regularizer) -> Regularizer:
+    """Add a regularizer to :data:`REGULARIZERS` and return it (a value, so a call)."""
+    return REGULARIZERS.add(regularizer.name, regularizer)
+
+
 def _weights(module: torch.nn.Module) -> list[torch.Tensor]:
     """Weight matrices and kernels (biases and norm scales are not penalized)."""
     return [p for n, p in module.named_parameters() if p.requires_grad and p.dim() > 1]
@@ -168,7 +173,7 @@ for _reg in (
     Regularizer("augment", description="the task's data augmentation on training batches",
                 augment=True),
 ):
-    REGULARIZERS.add(_reg.name, _reg)
+    register_regularizer(_reg)
 
 
 def resolve_regularizers(names: tuple[str, ...] | list[str]) -> list[Regularizer]:

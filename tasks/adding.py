@@ -6,7 +6,7 @@ position in the first half (``[0, T // 2)``), the second in the second half (``[
 in Arjovsky et al. (2016). The target is the sum of the two marked values (in [0, 2]).
 
 The registered ``adding`` task has T = :data:`LENGTH` (100); :func:`adding_task` builds the task
-for another length (``register(adding_task(200))`` adds ``adding-200``). Data are generated from
+for another length (``register_task(adding_task(200))`` adds ``adding-200``). Data are generated from
 fixed seeds, one independent stream per split: 10,000 train / 1,000 validation / 1,000 test
 (:data:`SIZES`). Regression with MSE loss; the primary metric is MSE (minimized), target 0.05.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.base import Split, Splits, Task, as_split, memoize, register
+from tasks.base import Split, Splits, Task, as_split, memoize, register_task
 
 LENGTH = 100
 SIZES = {"train": 10_000, "val": 1_000, "test": 1_000}
@@ -91,4 +91,4 @@ def adding_task(length: int = LENGTH, *, name: str | None = None, split_seed: in
     )
 
 
-ADDING = register(adding_task(LENGTH))
+ADDING = register_task(adding_task(LENGTH))

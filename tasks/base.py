@@ -276,9 +276,16 @@ METRIC_SCALES: dict[str, tuple[float, float | str | None, tuple[float, float]]] 
 TASKS: Registry[Task] = Registry("task")
 
 
-def register(task: Task) -> Task:
-    """Add a task to the registry (tasks are values, so this is a call, not a decorator)."""
+def register_task(task: Task) -> Task:
+    """Add a task to :data:`TASKS` and return it. Every registry has one such ``register_<kind>``
+    function (``register_task``, ``register_kind``, ``register_family``, ``register_optimizer``,
+    ``register_regularizer``): a call for what is a value (a task, a kind, a regularizer), the same
+    call as a decorator for what is a function (a family's network builder, an optimizer's
+    ``build``)."""
     return TASKS.add(task.name, task)
+
+
+register = register_task  # the name plug-ins written before ``register_task`` use
 
 
 # ---------------------------------------------------------------------------------- data helpers

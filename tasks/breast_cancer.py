@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.base import Splits, Task, as_split, memoize, register, stratified_split
+from tasks.base import Splits, Task, as_split, memoize, register_task, stratified_split
 
 SHAPE = (30,)
 
@@ -35,7 +35,7 @@ def load_breast_cancer_splits(seed: int) -> Splits:
     return Splits(*(as_split(x[i], y[i], SHAPE, y_dtype=torch.long) for i in (train, val, test)))
 
 
-BREAST_CANCER = register(
+BREAST_CANCER = register_task(
     Task(
         name="breast-cancer",
         kind="classification",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Splits, Task, memoize, register
+from tasks.base import Splits, Task, memoize, register_task
 from tasks.downloads import load_cifar10
 from tasks.mnist import image_splits
 
@@ -35,7 +35,7 @@ def flip_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
 
 
-CIFAR10 = register(
+CIFAR10 = register_task(
     Task(
         name="cifar10",
         kind="classification",

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from suite.errors import SuiteError
-from tasks.base import TASKS, Splits, Task, as_split, stratified_split
+from tasks.base import TASKS, Splits, Task, as_split, register_task, stratified_split
 
 PREFIX = "data:"
 MAX_CLASSES = 20
@@ -149,5 +149,5 @@ def register_data_task(spec: str, *, target: str | None = None, kind: str | None
     """Register the task of ``data:FILE`` once (same file, same name) and return its name."""
     name = spec if spec.startswith(PREFIX) else f"{PREFIX}{spec}"
     if name not in TASKS:
-        TASKS.add(name, data_task(name.removeprefix(PREFIX), target=target, kind=kind, name=name))
+        register_task(data_task(name.removeprefix(PREFIX), target=target, kind=kind, name=name))
     return name

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.base import Splits, Task, as_split, memoize, register
+from tasks.base import Splits, Task, as_split, memoize, register_task
 from tasks.breast_cancer import standardize
 
 SHAPE = (10,)
@@ -42,7 +42,7 @@ def load_diabetes_splits(seed: int) -> Splits:
     return Splits(*(as_split(x[i], y[i], SHAPE, y_dtype=torch.float32) for i in (train, val, test)))
 
 
-DIABETES = register(
+DIABETES = register_task(
     Task(
         name="diabetes",
         kind="regression",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.base import Splits, Task, as_split, memoize, register, stratified_split
+from tasks.base import Splits, Task, as_split, memoize, register_task, stratified_split
 
 SHAPE = (1, 8, 8)
 
@@ -34,7 +34,7 @@ def shift_noise(x, generator):
     return x + 0.05 * noise
 
 
-DIGITS = register(
+DIGITS = register_task(
     Task(
         name="digits",
         kind="classification",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.base import Splits, Task, as_split, memoize, register, stratified_split
+from tasks.base import Splits, Task, as_split, memoize, register_task, stratified_split
 
 SHAPE = (1, 8, 8)
 ANOMALY = 9
@@ -41,7 +41,7 @@ def load_digits_anomaly_splits(seed: int) -> Splits:
     return Splits(*(as_split(x[i], y[i], SHAPE) for i in (train, val, test)))
 
 
-DIGITS_ANOMALY = register(
+DIGITS_ANOMALY = register_task(
     Task(
         name="digits-anomaly",
         kind="anomaly",

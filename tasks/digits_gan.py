@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.base import cache_dir, register
+from tasks.base import cache_dir, register_task
 from tasks.digits import SHAPE, load_digits_splits
 from tasks.kinds import GenerationTask
 
@@ -101,7 +101,7 @@ def score_digits(generated: torch.Tensor, real: torch.Tensor) -> dict[str, float
     return {"fd": frechet_distance(features(generated), features(real))}
 
 
-DIGITS_GAN = register(
+DIGITS_GAN = register_task(
     GenerationTask(
         name="digits-gan",
         kind="generation",

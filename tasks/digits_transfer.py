@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from tasks.base import Split, Splits, as_split, memoize, register
+from tasks.base import Split, Splits, as_split, memoize, register_task
 from tasks.kinds import TransferTask
 
 SHAPE = (1, 8, 8)
@@ -58,7 +58,7 @@ def load_target_splits(seed: int) -> Splits:
     return Splits(*(as_split(x[i], y[i], SHAPE) for i in (np.sort(np.concatenate(p)) for p in parts)))
 
 
-DIGITS_TRANSFER = register(
+DIGITS_TRANSFER = register_task(
     TransferTask(
         name="digits-transfer",
         kind="transfer",

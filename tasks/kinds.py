@@ -110,9 +110,12 @@ def reconstruction_metrics() -> Any:
 
 
 def class_inputs(task: Task, outputs: torch.Tensor, y: torch.Tensor):
-    """Logits as they are; one binary logit becomes a probability."""
+    """Logits as they are for three or more classes; a binary task's outputs (one logit with BCE,
+    or two with cross-entropy) become the probability of class 1, as the binary metrics expect."""
     if task.outputs == 1:
         return torch.sigmoid(outputs.reshape(y.shape)), y.long()
+    if task.outputs == 2:
+        return torch.softmax(outputs, dim=1)[:, 1], y.long()
     return outputs, y
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.base import Splits, Task, as_split, memoize, register, stratified_split
+from tasks.base import Splits, Task, as_split, memoize, register_task, stratified_split
 from tasks.digits import shift_noise
 from tasks.downloads import load_idx_dataset
 
@@ -58,7 +58,7 @@ def idx_task(name: str, *, target: float, epochs: int, title: str) -> Task:
     )
 
 
-MNIST = register(idx_task("mnist", target=0.98, epochs=10, title="MNIST handwritten digits"))
-FASHION_MNIST = register(
+MNIST = register_task(idx_task("mnist", target=0.98, epochs=10, title="MNIST handwritten digits"))
+FASHION_MNIST = register_task(
     idx_task("fashion-mnist", target=0.90, epochs=15, title="Fashion-MNIST clothing images")
 )

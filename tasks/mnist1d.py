@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.base import Splits, Task, as_split, cached_npz, memoize, register, stratified_split
+from tasks.base import Splits, Task, as_split, cached_npz, memoize, register_task, stratified_split
 
 SHAPE = (1, 40)
 VAL_SIZE = 500
@@ -52,7 +52,7 @@ def jitter(x, generator):
     return torch.roll(x, shift, dims=-1) * scale.to(x.device) + 0.05 * noise.to(x.device)
 
 
-MNIST1D = register(
+MNIST1D = register_task(
     Task(
         name="mnist1d",
         kind="classification",

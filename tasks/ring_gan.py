@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from tasks.base import Splits, as_split, memoize, register
+from tasks.base import Splits, as_split, memoize, register_task
 from tasks.kinds import GenerationTask
 
 MODES = 8
@@ -62,7 +62,7 @@ def score_ring(generated: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     }
 
 
-RING_GAN = register(
+RING_GAN = register_task(
     GenerationTask(
         name="ring-gan",
         kind="generation",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.base import Splits, Task, as_split, cached_npz, memoize, register
+from tasks.base import Splits, Task, as_split, cached_npz, memoize, register_task
 
 WINDOW = 20
 FIRST_YEAR = 1700
@@ -88,7 +88,7 @@ def load_sunspots_splits(seed: int) -> Splits:
     return make_splits(*series())
 
 
-SUNSPOTS = register(
+SUNSPOTS = register_task(
     Task(
         name="sunspots",
         kind="forecasting",

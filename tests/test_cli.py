@@ -96,3 +96,29 @@ def test_tune_prints_the_best_and_the_defaults_trial_and_seeds_by_study(tmp_path
     assert strip(other) != strip(one)
     bad = invoke(*args, "--out", str(tmp_path / "d"), "--pruner", "median")
     assert bad.exit_code == 2 and "pruner 'median' needs tune_trials >= 10, got 3" in bad.stderr
+
+
+LIGHT_COMMANDS = [
+    ["list", "tasks"], ["list", "families", "--json"], ["--help"], ["benchmark", "--help"],
+    ["run", "--task", "nope", "--family", "mlp"],
+    ["run", "--task", "digits", "--family", "mlp", "--param", "width=abc"],
+    ["run", "--task", "digits", "--family", "gan"],
+    ["tune", "--task", "digits", "--family", "mlp", "--optimizer", "nope"],
+    ["benchmark", "--profile", "nope"],
+    ["benchmark", "--profile", "quick", "--dry-run", "--out", "{tmp}/run"],
+]
+
+
+@pytest.mark.parametrize("args", LIGHT_COMMANDS, ids=lambda a: " ".join(a)[:40])
+def test_listing_help_validation_and_dry_run_never_import_lightning(args, tmp_path):
+    """Fast answers: Lightning (10 s of imports on a small machine) is imported where training
+    starts, never to list, explain, validate or plan."""
+    probe = ("import runpy, sys\nsys.argv = ['suite', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('suite.cli', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    code = e.code\nprint('LOADED' if 'lightning' in sys.modules or 'torchmetrics' in sys.modules"
+             " else 'LIGHT', code, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", probe, *(a.replace("{tmp}", str(tmp_path)) for a in args)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    verdict, code = proc.stderr.strip().splitlines()[-1].split()
+    assert verdict == "LIGHT", proc.stderr[-1500:]
+    assert code in ("0", "2", "None"), proc.stderr[-1500:]

@@ -17,14 +17,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def readme_plugin() -> str:
-    """The plug-in example of README's "Your own task, family or data" section, verbatim."""
+def readme_plugins() -> list[str]:
+    """The plug-in examples of README's "Your own task, family or data" section, verbatim."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## Your own task, family or data", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    section = text.split("## Your own task, family or data", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
 
 
-FAMILY = readme_plugin()
+FAMILY, TASK = readme_plugins()
 
 
 def suite(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -39,6 +39,31 @@ def plugin(tmp_path) -> Path:
     path = tmp_path / "linear_probe.py"
     path.write_text(FAMILY)
     return path
+
+
+@pytest.fixture()
+def task_plugin(tmp_path) -> Path:
+    path = tmp_path / "xor_task.py"
+    path.write_text(TASK)
+    return path
+
+
+def test_a_task_file_is_listed_offers_the_fitting_families_and_trains(task_plugin, plugin, tmp_path):
+    listed = suite("list", "tasks", "--json", "--plugin", str(task_plugin), "--plugin", str(plugin), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (xor,) = [t for t in json.loads(listed.stdout) if t["name"] == "xor"]
+    assert xor["kind"] == "classification" and xor["input_shape"] == [2]
+    # derived from the families' declarations: rank-1 inputs fit mlp and the plug-in family, not cnn
+    assert {"mlp", "linear-probe"} <= set(xor["families"]) and "cnn" in xor["not_offered"]
+    done = suite("run", "--task", "xor", "--family", "mlp", "--plugin", str(task_plugin), "--epochs", "10",
+                 "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rec = json.loads(done.stdout)
+    assert rec["status"] == "complete" and rec["task"] == "xor"
+    assert set(rec["metrics"]) >= {"test/accuracy", "test/auroc", "test/f1"}  # the kind's collection
+    assert rec["metrics"]["test/accuracy"] > 0.8  # an MLP learns XOR; a linear model cannot
+    (p,) = rec["plugins"]
+    assert p["registered"] == {"tasks": ["xor"]} and p["sha256"] == hashlib.sha256(TASK.encode()).hexdigest()
 
 
 def test_a_family_file_runs_with_plugin_and_its_hash_is_in_the_record(plugin, tmp_path):
@@ -81,20 +106,20 @@ def test_the_plugin_family_is_offered_on_every_task_it_fits_and_trains_on_each(p
 
 
 @pytest.mark.slow
-def test_profile_plugins_are_relative_to_the_profile_and_reach_every_job(plugin, tmp_path):
+def test_profile_plugins_are_relative_to_the_profile_and_reach_every_job(plugin, task_plugin, tmp_path):
     folder = tmp_path / "bench"
     folder.mkdir()
     (folder / "p.yaml").write_text(yaml.safe_dump({
         "name": "plug", "tune_trials": 1, "confirm_seeds": 1, "confirm_candidates": 1, "epochs": 2,
-        "plugins": [os.path.relpath(plugin, folder)],
-        "matrix": [{"tasks": ["digits"], "families": ["linear-probe", "mlp"], "optimizers": ["adam"],
+        "plugins": [os.path.relpath(plugin, folder), os.path.relpath(task_plugin, folder)],
+        "matrix": [{"tasks": ["digits", "xor"], "families": ["linear-probe", "mlp"], "optimizers": ["adam"],
                     "params": {"batch_size": 128}}]}))
     listed = suite("list", "families", "--plugin", str(plugin), cwd=tmp_path)
     assert listed.returncode == 0 and "linear-probe" in listed.stdout and "plugin linear_probe" in listed.stdout
     done = suite("benchmark", "--profile", str(folder / "p.yaml"), "--out", str(tmp_path / "run"), "--jobs", "2",
                  "--device", "cpu", "--no-wandb", "--no-energy", "--no-report", cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "benchmark plug: 2 arms, 4 trials run" in " ".join(done.stdout.split())
+    assert "benchmark plug: 4 arms, 8 trials run" in " ".join(done.stdout.split())
 
 
 def test_a_broken_or_clashing_plugin_is_one_line(tmp_path):

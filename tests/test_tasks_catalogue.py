@@ -196,3 +196,28 @@ def test_one_epoch_of_mlp(name):
     value = record["primary"]["value"]
     assert value is not None and np.isfinite(value)
     assert record["task_info"]["baselines"] == dict(get_task(name).baselines)
+
+
+def test_every_kind_owns_its_judging_and_every_task_is_scored_on_its_primary_metric():
+    """Generated from the registries: each kind of ``tasks.base.KINDS`` is declared once in
+    ``tasks/kinds.py``, and every task's collection (from its kind) holds the task's metric."""
+    from tasks.base import KINDS
+    from tasks.kinds import LOSSES, TASK_KINDS
+
+    assert sorted(TASK_KINDS.names()) == sorted(KINDS)
+    for _, kind in TASK_KINDS.items():
+        assert kind.loss in LOSSES
+    for name, task in TASKS.items():
+        collection = task.metric_collection()
+        if task.kind == "generation":
+            assert collection is None, name  # the task's own score judges samples
+            continue
+        assert task.metric in collection, name
+        classes = 2 if task.kind == "anomaly" else max(task.outputs, 2)
+        n = 2 * classes
+        y = torch.arange(n) % classes if task.kind in ("classification", "transfer", "anomaly") \
+            else torch.randn(n, *((task.outputs,) if task.outputs > 1 else ()))
+        shape = (n,) if task.kind == "anomaly" else (n, task.outputs)
+        preds, target = task.metric_inputs(torch.randn(*shape), y)
+        collection.update(preds, target)
+        assert np.isfinite(float(collection.compute()[task.metric])), name
