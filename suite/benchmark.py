@@ -30,9 +30,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from suite.errors import SuiteError
+from suite.errors import Interrupted, SuiteError
 from suite.plan import trials_per_arm
 from suite.profile import Profile
+from suite.storage import mask_url
 from suite.tracking import DEFAULT_COUNTRY, Tracking
 from suite.tune import (
     ArmRunner,
@@ -95,8 +96,7 @@ def run_benchmark(
             each trial starts; energy is left to the parent to apportion (:mod:`suite.jobs`).
     """
     console = console or Console(stderr=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    quiet_optuna()
     started = time.perf_counter()
     worker = worker or job
     if worker:
@@ -124,6 +124,7 @@ def run_benchmark(
     resumed = trials_done(profile, studies)
     say_resumed(console, profile, resumed, total, failed_leftovers)
     ran = 0
+    warned: set[str] = set()
     if job:
         def on_start(arm: str, phase: str, seed: int) -> None:
             console.print(f"@start {arm} {phase} seed {seed}", markup=False, highlight=False, soft_wrap=True)
@@ -132,10 +133,11 @@ def run_benchmark(
             nonlocal ran
             ran += 1
             console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
+            warn_tracking(console, record, warned)
 
         runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
                              on_start=on_start) for arm, study in zip(profile.arms, studies, strict=True)]
-        run_arms(runners, start=salt % len(runners), wait_s=wait_s)
+        run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
         return BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
                                time.perf_counter() - started, studies=[s.study_name for s in studies])
     with run_progress(console, "arms") as progress:
@@ -151,10 +153,11 @@ def run_benchmark(
                             completed=trials_done(profile, studies, counts),
                             arms=f"arms {complete}/{len(studies)}")
             progress.console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
+            warn_tracking(progress.console, record, warned)
 
         runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial)
                    for arm, study in zip(profile.arms, studies, strict=True)]
-        run_arms(runners, start=salt % len(runners), wait_s=wait_s)
+        run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
         progress.update(bar, completed=total, arms=f"arms {len(studies)}/{len(studies)}")
     result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
                              time.perf_counter() - started, studies=[s.study_name for s in studies])
@@ -162,6 +165,17 @@ def run_benchmark(
         result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
                                                   console)
     return result
+
+
+def run_stopping_on_interrupt(runners: list[ArmRunner], salt: int, wait_s: float, profile: Profile,
+                              studies: list[optuna.Study], total: int, url: str) -> None:
+    """:func:`run_arms`; Ctrl-C (or SIGTERM) becomes :class:`Interrupted` saying what is kept."""
+    try:
+        run_arms(runners, start=salt % len(runners), wait_s=wait_s)
+    except KeyboardInterrupt:
+        raise Interrupted(f"{trials_done(profile, studies)}/{total} trials done are kept in {mask_url(url)}; "
+                          "the trial that was running is recorded as interrupted and redone on resume: run "
+                          "the same command again to resume") from None
 
 
 def trials_done(profile: Profile, studies: list[optuna.Study],
@@ -186,13 +200,38 @@ def run_progress(console: Console, field: str) -> Progress:
                     TimeRemainingColumn(), console=console, transient=False)
 
 
+def quiet_optuna() -> None:
+    """Optuna's warnings stay on, but not its per-trial "Trial N failed ... Traceback" report: the
+    suite prints its own one line per trial (:func:`trial_line`) and keeps the traceback in the
+    trial's record."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR)
+
+
 def trial_line(phase: str, record: dict[str, Any]) -> str:
-    """One line per finished trial: arm, phase, seed, status, validation metric, seconds."""
+    """One line per finished trial: arm, phase, seed, status, validation metric, seconds, and for a
+    trial that did not complete the first line of its error (the traceback is in the record)."""
     metric = record["task_info"]["metric"]
     value = (record.get("metrics") or {}).get(f"val/{metric}")
     shown = "-" if value is None else f"{value:.4f}"
-    return (f"  {record['arm']} {phase} seed {record['seed']}: {record['status']} val/{metric} {shown} "
+    line = (f"  {record['arm']} {phase} seed {record['seed']}: {record['status']} val/{metric} {shown} "
             f"({record['wall_s']:.1f} s)")
+    if record["status"] in ("failed", "diverged") and record.get("error"):
+        line += f": {(str(record['error']).splitlines() or [''])[0][:200]}"
+    return line
+
+
+def warn_tracking(console: Console, record: dict[str, Any], warned: set[str]) -> None:
+    """One warning line the first time a tracking step (W&B, energy, emissions.csv) fails in this
+    run; the trial ran without it and its record's ``tracking_errors`` names each failure."""
+    for error in record.get("tracking_errors") or []:
+        step = error.split(":", 1)[0]
+        if step not in warned:
+            warned.add(step)
+            console.print(f"warning: tracking step {error[:300]} (trials run without it; each record's "
+                          "tracking_errors lists its failures)", markup=False, highlight=False,
+                          soft_wrap=True)
 
 
 def check_worker_storage(storage: str | None) -> None:

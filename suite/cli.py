@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from suite.errors import SuiteError
+from suite.errors import Interrupted, SuiteError
 
 app = typer.Typer(
     add_completion=False,
@@ -50,7 +50,7 @@ def _plugins(plugin: Annotated[list[str] | None, typer.Option(
             load_plugin(spec)
         load_entry_points()
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
 
 
 def split_plugins(argv: list[str]) -> list[str]:
@@ -71,8 +71,12 @@ def split_plugins(argv: list[str]) -> list[str]:
     return head + rest
 
 
-def fail(message: str) -> None:
-    """Print a one-line error and exit with code 2."""
+def fail(message: str | SuiteError) -> None:
+    """Print a one-line error and exit with code 2; an :class:`Interrupted` run prints what it kept
+    and exits with 130."""
+    if isinstance(message, Interrupted):
+        err.print(f"interrupted: {message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
@@ -171,13 +175,18 @@ def run(
 
         record = train(config)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     if record.get("rank"):  # a DDP rank > 0 (Lightning re-ran this command): rank 0 reports
         raise typer.Exit(1 if record["status"] == "failed" else 0)
-    if out_dir is not None:
-        path = write_record(record, out_dir)
-        if not as_json:
+    if out_dir is not None:  # a write that fails is the record's tracking error, never a lost record
+        from suite.tracking import guarded
+
+        path = guarded(record, f"record file in {out_dir}", lambda: write_record(record, out_dir))
+        if path is not None and not as_json:
             err.print(f"record written to {path}")
+        elif path is None:
+            err.print(f"warning: {record['tracking_errors'][-1]}; the record is printed below", markup=False,
+                      highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(record, default=str))
     else:
@@ -254,7 +263,7 @@ def benchmark(
     try:
         prof = load_profile(profile)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     if jobs != "auto" and (not jobs.isdigit() or int(jobs) < 1):
         fail(f"--jobs must be auto or a whole number >= 1, got {jobs!r}")
     folder = out_dir or Path("runs") / prof.name
@@ -292,7 +301,7 @@ def benchmark(
                                    wandb=False if no_wandb else None, energy=False if no_energy else None,
                                    report=not no_report, console=err)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     print_arms(result, title=f"benchmark {prof.name}: {result.arms} arms, {result.trials_run} trials run "
                              f"({result.resumed_trials} resumed) in {result.wall_s:.0f} s"
                              + (f" with {n_jobs} jobs" if n_jobs > 1 else ""))
@@ -426,7 +435,7 @@ def worker(
                                energy=False if no_energy else None, report=False,
                                console=out if job else err, worker=True, job=job)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     if job:
         return
     out.print(f"worker {worker_id()}: {result.trials_run} trials run in {result.wall_s:.0f} s; benchmark "
@@ -540,7 +549,7 @@ def tune(
                                wandb=False if no_wandb else None, energy=False if no_energy else None,
                                report=False, console=err)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     for row in arm_summaries(result.storage, result.studies):
         out.print(f"{row['arm']}: {row['tune']} tuning trials done; {row['best']}; {row['defaults']}; "
                   f"confirm {row['confirm']}", markup=False, highlight=False, soft_wrap=True)
@@ -588,7 +597,7 @@ def report(
     try:
         path = build_report(sources, target)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     out.print(f"report: {path}")
 
 
@@ -604,7 +613,7 @@ def export(
     try:
         rows = write(sources, out_file)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     out.print(f"wrote {rows} trials to {out_file}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -627,7 +636,7 @@ def perf(
         pairs = tuple(parse_pair(p) for p in pair) if pair else PAIRS
         results = run_perf(device=device, repeats=repeats, epochs=epochs, pairs=pairs)
     except SuiteError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         print(json.dumps({"hardware": hardware(), "pairs": [r.as_dict() for r in results]}, default=str))
     else:
@@ -651,12 +660,35 @@ def perf(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every user error, typer's own (an unknown option, a value that is
+    not an integer, a missing option) included, is one ``error:`` line on stderr and exit 2."""
+    import signal
+
+    from typer import _click
+
+    def terminate(signum: int, frame: Any) -> None:  # SIGTERM stops a run as Ctrl-C does
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    command = typer.main.get_command(app)
     try:
-        app(args=split_plugins(sys.argv[1:]))
-    except SuiteError as exc:  # a user error that escaped a command: still one line
-        err.print(f"error: {exc}", markup=False)
+        code = command.main(args=split_plugins(sys.argv[1:]), prog_name="suite", standalone_mode=False)
+    except _click.exceptions.UsageError as exc:
+        message = exc.format_message().strip().replace("\n", " ")
+        where = exc.ctx.command_path if exc.ctx is not None else "suite"
+        err.print(f"error: {message[:1].lower()}{message[1:]} (see '{where} --help')", markup=False,
+                  highlight=False, soft_wrap=True)
         sys.exit(2)
+    except _click.exceptions.ClickException as exc:
+        err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("error: interrupted", markup=False)
+        sys.exit(130)
+    except SuiteError as exc:  # a user error that escaped a command: still one line
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from suite.errors import SuiteError
+from suite.errors import Interrupted, SuiteError
 from suite.storage import RUN_DB
 from suite.storage import RUN_JOURNAL as JOURNAL
 
@@ -289,8 +289,9 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
             f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,
                                 "wall_s": time.perf_counter() - started, **machine}) + "\n")
     if interrupted:
-        raise SuiteError(f"interrupted: {done()}/{total} trials done are kept in {url}; run the same command "
-                         "again to resume")
+        raise Interrupted(f"{done()}/{total} trials done are kept in {url}; the trials that were running "
+                          "are recorded as interrupted and redone on resume: run the same command again to "
+                          "resume")
     bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
     if bad:
         i, rc = bad[0]

@@ -11,6 +11,8 @@ import gc
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import traceback
 import warnings
@@ -188,7 +190,16 @@ def train(
                 **trainer_kwargs,
             )
             fit_start = time.perf_counter()
-            trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches)
+            on_sigint = signal.getsignal(signal.SIGINT)
+            try:
+                trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches)
+            except SystemExit as exc:  # Lightning turns Ctrl-C into a "graceful" sys.exit(1)
+                if trainer.interrupted:
+                    raise KeyboardInterrupt("interrupted during training") from exc
+                raise
+            finally:  # Lightning ignores SIGINT after the first one; a second Ctrl-C must still stop us
+                if threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGINT, on_sigint)
             fit_s = time.perf_counter() - fit_start
             rank, record["world_size"] = trainer.global_rank, trainer.world_size
             if rank == 0:  # under DDP the other ranks trained their shards; rank 0 evaluates and records
@@ -198,14 +209,19 @@ def train(
                 record["status"] = "complete"
         except SuiteError:
             raise
-        except Exception as exc:  # a failure becomes a record, never a lost result
-            if type(exc).__name__ == "TrialPruned":
+        except (Exception, KeyboardInterrupt) as exc:  # a failure becomes a record, never a lost result
+            if isinstance(exc, KeyboardInterrupt):  # SIGINT/SIGTERM: the caller stops after this record
+                record.update(status="interrupted", error="interrupted by the user (SIGINT/SIGTERM) at epoch "
+                              f"{len(module.history) + 1 if module is not None else 0}")
+            elif type(exc).__name__ == "TrialPruned":
                 record.update(status="pruned", error=str(exc) or "pruned")
             else:
                 record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                               traceback=traceback.format_exc(limit=8))
                 if is_oom(exc):
                     record["error_kind"] = "oom"
+                elif isinstance(exc, OSError):  # the disk or the file system, not the method
+                    record["error_kind"] = "environment"
             if module is not None and module.history:
                 record["curves"] = curves(module.history)
                 record["epochs_run"] = len(module.history)

@@ -206,7 +206,11 @@ def is_done(t: FrozenTrial) -> bool:
     """A trial that counts towards its budget."""
     if t.user_attrs.get("surplus"):
         return False
-    return t.state in FINAL_STATES or (t.state == TrialState.FAIL and "record" in t.user_attrs)
+    if t.state == TrialState.FAIL:  # counts with its record, unless the cause was outside the trial
+        record = t.user_attrs.get("record")
+        return record is not None and record.get("status") != "interrupted" \
+            and record.get("error_kind") != "environment"
+    return t.state in FINAL_STATES
 
 
 def done_tune(study: optuna.Study) -> list[FrozenTrial]:
@@ -515,6 +519,11 @@ class ArmRunner:
                              "ran (missed heartbeats); its requeued copy redoes it") from None
         if self.on_trial is not None:
             self.on_trial(phase, record)
+        if record["status"] == "interrupted" or record.get("error_kind") == "environment":
+            # not a result of the method: a copy with the same params is redone (on resume)
+            requeue(self.study, self.study._storage.get_trial(trial._trial_id))
+            if record["status"] == "interrupted":
+                raise KeyboardInterrupt(f"{self.name}#{trial.number}")
         if record["status"] == "pruned":
             raise optuna.TrialPruned(record.get("error") or "pruned")
         value = (record.get("metrics") or {}).get(f"val/{record['task_info']['metric']}")

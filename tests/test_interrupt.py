@@ -1,0 +1,66 @@
+"""SIGINT and SIGTERM stop a run cleanly: the running trial is recorded as interrupted (not counted,
+requeued with its params), the command says what it kept and how to resume, exit 130; the rerun
+finishes the budget exactly. Real processes, real signals, a real SQLite run folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from suite.tune import PHASE_TUNE, is_done, open_storage, phase_of
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = {"name": "stop", "tune_trials": 3, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",
+           "epochs": 40, "tracking": {"wandb": False, "energy": False},
+           "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"],
+                       "params": {"width": 32, "depth": 1, "batch_size": 16}}]}
+
+
+def trials(out: Path) -> list[optuna.trial.FrozenTrial]:
+    try:
+        store = open_storage(f"sqlite:///{out / 'optuna.db'}", heartbeat=False)
+        (summary,) = optuna.get_all_study_summaries(store)
+        return optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
+    except Exception:
+        return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_trial_records_it_as_interrupted_and_the_rerun_redoes_it(tmp_path, sig):
+    profile, out = tmp_path / "p.yaml", tmp_path / "run"
+    profile.write_text(yaml.safe_dump(PROFILE))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(profile), "--out", str(out),
+           "--device", "cpu", "--jobs", "1", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not any(t.state == TrialState.RUNNING and t.number == 1 for t in trials(out)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:] if proc.poll() else ""
+        time.sleep(0.2)
+    time.sleep(1.5)  # inside trial 1's training loop (40 epochs of 1,000 images in batches of 16)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and "run the same command again to resume" in last, err[-2000:]
+    assert "Traceback" not in err
+    stopped = {t.number: t for t in trials(out)}[1]
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["record"]["status"] == "interrupted"
+    assert not is_done(stopped)
+    waiting = [t for t in trials(out) if t.state == TrialState.WAITING]
+    assert [t.params for t in waiting] == [stopped.params]  # requeued with the same params
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    done = [t for t in trials(out) if is_done(t)]
+    assert sum(phase_of(t) == PHASE_TUNE for t in done) == 3 and len(done) == 4
+    assert any(t.params == stopped.params and t.state == TrialState.COMPLETE for t in done)
