@@ -112,7 +112,9 @@ def open_storage(source: Source):
     try:
         return optuna.storages.RDBStorage(source.target, skip_table_creation=True)
     except Exception as exc:
-        raise SuiteError(f"cannot open storage {source.label!r}: {type(exc).__name__}") from None
+        from suite.errors import describe
+
+        raise SuiteError(f"cannot open storage {source.label!r}: {describe(exc)}") from None
 
 
 @dataclass

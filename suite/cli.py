@@ -688,6 +688,17 @@ def main() -> None:
     except SuiteError as exc:  # a user error that escaped a command: still one line
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # a file, disk or storage fault no command foresaw: one line, with its cause
+        if os.environ.get("SUITE_DEBUG"):
+            raise
+        from suite.errors import describe
+
+        err.print(f"error: {describe(exc)} (SUITE_DEBUG=1 shows the traceback)", markup=False,
+                  highlight=False, soft_wrap=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

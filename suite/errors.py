@@ -12,3 +12,23 @@ class Interrupted(SuiteError):
     """The user stopped a run (SIGINT, Ctrl-C, or SIGTERM): what finished is kept, the trial that was
     running is recorded as ``interrupted`` and redone on resume. The CLI prints the message and exits
     with 130, the shell's code for a run stopped by SIGINT."""
+
+
+def describe(exc: BaseException, depth: int = 3) -> str:
+    """One line for an unexpected exception: its type and first message line, then the same for
+    what caused it (``__cause__``/``__context__``, up to ``depth`` levels), so that the line names
+    the cause (``StorageInternalError: ... <- DatabaseError: file is not a database``) and not only
+    a wrapper's class. Storage URLs in it have their password masked."""
+    import re
+
+    from suite.storage import mask_url
+
+    parts, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and len(parts) < depth and id(current) not in seen:
+        seen.add(id(current))
+        first = (str(current).strip().splitlines() or [""])[0][:300]
+        parts.append(f"{type(current).__name__}: {first}" if first else type(current).__name__)
+        current = current.__cause__ or current.__context__
+    line = " <- ".join(parts)
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", lambda m: mask_url(m.group(0)), line)

@@ -1,0 +1,115 @@
+"""Faults at the real entry point (``python -m suite.cli``): each is one ``error:`` line (exit 2) or a
+kept result, never a traceback. Real files, real W&B, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--task", "digits", "--family", "mlp", "--epochs", "1", "--param", "width=16", "--param", "depth=1",
+        "--device", "cpu"]
+PROFILE = {"name": "cli-faults", "tune_trials": 2, "confirm_seeds": 1, "confirm_candidates": 1, "epochs": 1,
+           "tracking": {"wandb": True, "energy": False},
+           "matrix": [{"tasks": ["digits"], "families": ["mlp"], "optimizers": ["adam"],
+                       "params": {"width": 16, "depth": 1, "batch_size": 128}}]}
+
+
+def suite(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SUITE_DEBUG"))}
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**base, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and "╭" not in done.stderr, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    return line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["run", *TINY[:4], "--epochs", "abc"], "error: invalid value for '--epochs'"),
+    (["list", "nosuch"], "'nosuch' is not one of 'tasks', 'families'"),
+    (["worker"], "error: missing option '--storage'"),
+    (["run", "--task", "digits", "--family", "mlp", "--no-such-flag"], "no such option: --no-such-flag"),
+], ids=["not-an-integer", "bad-choice", "missing-option", "unknown-option"])
+def test_typer_usage_errors_are_one_line_with_where_to_look(args, expected, tmp_path):
+    line = one_error_line(suite(*args, cwd=tmp_path))
+    assert expected in line and "--help')" in line
+
+
+def test_run_json_keeps_the_record_when_out_cannot_be_written(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = suite("run", *TINY, "--out", str(blocker / "x"), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(done.stdout)
+    assert record["status"] == "complete" and "test/accuracy" in record["metrics"]
+    (error,) = record["tracking_errors"]
+    assert error.startswith(f"record file in {blocker / 'x'}: NotADirectoryError")
+    assert done.stderr.strip().startswith("warning: record file in ")
+
+
+def test_corrupt_db_and_out_under_a_file_are_one_line_with_the_cause(tmp_path):
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(PROFILE))
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "optuna.db").write_bytes(os.urandom(4096))
+    line = one_error_line(suite("benchmark", "--profile", "p.yaml", "--out", str(corrupt), "--jobs", "1",
+                                cwd=tmp_path))
+    assert "file is not a database" in line
+    line = one_error_line(suite("report", str(corrupt), cwd=tmp_path))
+    assert "file is not a database" in line  # the cause, not only StorageInternalError
+    (tmp_path / "a-file").write_text("")
+    line = one_error_line(suite("benchmark", "--profile", "p.yaml", "--out", "a-file/run", "--jobs", "1",
+                                cwd=tmp_path))
+    assert "Not a directory" in line and "a-file/run" in line
+
+
+def test_password_with_an_unescaped_at_is_masked_in_the_error_line(tmp_path):
+    line = one_error_line(suite("report", "postgresql://user:se@cret@nohost.invalid/db", cwd=tmp_path))
+    assert "se@cret" not in line and "cret" not in line and "postgresql://user:***@nohost.invalid/db" in line
+
+
+@pytest.mark.slow
+def test_wandb_that_cannot_start_is_a_tracking_error_with_one_warning_and_no_optuna_tracebacks(tmp_path):
+    """A file called ``wandb`` where W&B keeps its runs: every trial still completes, names the
+    failure in ``tracking_errors``, the run warns once; a failing trial is one suite line."""
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(PROFILE))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "wandb").write_text("not a folder")
+    done = suite("benchmark", "--profile", "p.yaml", "--out", str(out), "--jobs", "1", "--no-report",
+                 cwd=tmp_path, env={"WANDB_MODE": "offline", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    warnings = [ln for ln in done.stderr.splitlines() if ln.startswith("warning: tracking step wandb")]
+    assert len(warnings) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    store = optuna.storages.RDBStorage(f"sqlite:///{out / 'optuna.db'}")
+    (summary,) = optuna.get_all_study_summaries(store)
+    trials = optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        assert t.user_attrs["record"]["tracking_errors"][0].startswith("wandb: NotADirectoryError")
+    # a trial that fails (a non-finite learning rate) is the suite's one line, not optuna's traceback
+    bad = {**PROFILE, "name": "cli-faults-nan", "tracking": {"wandb": False, "energy": False}, "tune_trials": 1,
+           "confirm_seeds": 0}
+    bad["matrix"] = [{**PROFILE["matrix"][0], "params": {**PROFILE["matrix"][0]["params"], "lr": 1e-6}}]
+    (tmp_path / "bad.py").write_text(
+        "import suite.module\n"
+        "def boom(self, batch, i):\n    raise RuntimeError('forced failure in the step')\n"
+        "suite.module.SuiteModule.training_step = boom\n")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**bad, "plugins": ["bad.py"]}))
+    done = suite("benchmark", "--profile", "bad.yaml", "--out", str(tmp_path / "bad"), "--jobs", "1",
+                 "--no-report", cwd=tmp_path)
+    assert "Traceback" not in done.stderr and "failed with parameters" not in done.stderr, done.stderr[-3000:]
+    (line,) = [ln for ln in done.stderr.splitlines() if "tune seed 0: failed" in ln]
+    assert line.endswith("RuntimeError: forced failure in the step")
