@@ -461,7 +461,7 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
         return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
                 f"{m.get(f'test/{metric}', float('nan')):.4f}" + (f" ({params})" if params else ""))
 
-    store = open_storage(storage, heartbeat=False)
+    store = open_storage(storage, heartbeat=False, write=False)
     rows = []
     for name in studies:
         study = optuna.load_study(study_name=name, storage=store)
