@@ -154,9 +154,11 @@ def run(
 ) -> None:
     """Train one trial and print its record."""
     from suite.params import parse_assignments
+    from suite.profile import check_seed
     from suite.train import TrialConfig, train
 
     try:
+        check_seed(seed, "--seed")
         if task.startswith("data:"):
             from tasks.data import register_data_task
 
@@ -518,10 +520,12 @@ def tune(
 
     from suite.benchmark import run_benchmark
     from suite.params import parse_assignments
-    from suite.profile import parse_profile
+    from suite.profile import check_seed, parse_profile
     from suite.train import resolve_device
 
     try:
+        if sampler_seed is not None:
+            check_seed(sampler_seed, "--sampler-seed")
         resolve_device(device)
         data = {"name": study, "tune_trials": trials, "confirm_seeds": confirm_seeds, "pruner": pruner,
                 "sampler_seed": zlib.crc32(study.encode()) % 2**31 if sampler_seed is None else sampler_seed,
