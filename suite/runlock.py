@@ -10,7 +10,8 @@ The lock file is created with ``O_CREAT | O_EXCL`` and holds JSON ``{pid, host, 
 for the message a second process gets. Its holder also keeps an ``flock`` on it for as long as it
 runs, which the kernel drops when the process dies however it dies: a lock file whose ``flock`` is
 free and whose pid is gone on this host is stale and taken over (with a line saying so). A lock
-from another host is never taken over automatically (its pid cannot be checked from here).
+from another host is never taken over automatically (its pid cannot be checked from here). On a
+filesystem without ``flock`` the pid alone decides.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def _read(fd: int) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def _holder(path: Path) -> dict[str, Any] | None:
+    """The holder of a held lock, waiting a little while its new holder is still writing it."""
+    for _ in range(20):
+        try:
+            data = json.loads(path.read_bytes() or b"null")
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict):
+            return data
+        time.sleep(0.05)
+    return None
 
 
 def _describe(holder: dict[str, Any] | None) -> str:
@@ -99,24 +113,23 @@ def acquire(folder: Path, *, command: str | None = None) -> int:
                 continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            flocks = True
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):  # a filesystem without flock (some NFS)
+                flocks = False
+            else:
                 os.close(fd)
-                raise
-            holder = None
-            for _ in range(20):  # the holder writes right after it creates the file
-                holder = _read(fd)
-                if holder is not None:
-                    break
-                time.sleep(0.05)
-            os.close(fd)
-            raise SuiteError(f"run folder {folder} is in use by {_describe(holder)}: one process writes a "
-                             f"run folder at a time; {SEVERAL}") from None
+                raise SuiteError(f"run folder {folder} is in use by {_describe(_holder(path))}: one process "
+                                 f"writes a run folder at a time; {SEVERAL}") from None
         if not _same_file(fd, path):  # the holder released (removed) it between our open and flock
             os.close(fd)
             continue
         old = None if created else _read(fd)
         if old is not None:
+            if not flocks and old.get("host") == me["host"] and _pid_alive(old.get("pid")):
+                os.close(fd)  # without flock the pid is all there is to go by
+                raise SuiteError(f"run folder {folder} is in use by {_describe(old)}: one process writes a "
+                                 f"run folder at a time; {SEVERAL}")
             if old.get("host") != me["host"]:
                 os.close(fd)
                 raise SuiteError(f"run folder {folder} is locked by {_describe(old)}, another host, so "
