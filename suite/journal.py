@@ -117,7 +117,7 @@ def repair_torn_tail(path: Path) -> Path | None:
             shutil.copyfile(path, copy)
         except OSError as exc:
             copy.unlink(missing_ok=True)
-            raise SuiteError(f"journal {path} ends in a torn record (line {lines}) but no copy of it can be "
+            raise SuiteError(f"journal {path} ends in a torn record (line {line}) but no copy of it can be "
                              f"kept in {copy} ({exc.strerror or exc}); it was not repaired: free some space "
                              "and run again") from None
         with open(path, "r+b") as f:
@@ -128,9 +128,9 @@ def repair_torn_tail(path: Path) -> Path | None:
         # RuntimeError: force-released meanwhile by a writer that waited past Optuna's grace period
         with contextlib.suppress(RuntimeError):
             lock.release()
-    what = "no newline" if not tail.endswith(b"\n") else "not valid JSON"
-    warn(f"journal {path} ended in a torn record (line {lines}, {len(tail)} bytes, {what}), left by a "
-         f"process that stopped while writing: cut it, keeping the {lines - 1} whole records before it; "
+    what = "no newline" if not tail.endswith(b"\n") else "not a JSON record"
+    warn(f"journal {path} ended in a torn record (line {line}, {len(tail)} bytes, {what}), left by a "
+         f"process that stopped while writing: cut it, keeping the {line - 1} whole records before it; "
          f"the file as it was is kept in {copy}")
     return copy
 
