@@ -199,6 +199,12 @@ def test_a_bad_record_in_the_middle_is_refused_with_its_line_and_left_as_it_is(w
     assert not (run / LOCK).exists()  # the refusing benchmark released its run folder
 
 
+def test_a_journal_in_a_missing_folder_is_one_line(tmp_path, profile):
+    path = tmp_path / "missing" / RUN_JOURNAL
+    line = refused("worker", "--storage", path, "--profile", profile, "--out", tmp_path / "run", *QUIET)
+    assert line == f"error: journal file {str(path)!r} cannot be opened: FileNotFoundError: No such file or directory"
+
+
 def test_a_record_being_appended_by_a_live_writer_is_never_cut(written, tmp_path):
     """The repair takes Optuna's journal lock: a half-written last line whose writer holds the lock is
     waited for, not mistaken for a torn record."""
