@@ -102,9 +102,9 @@ def open_storage(source: Source):
     import optuna
 
     if source.kind == "journal" or "://" not in source.target:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from suite.journal import open_journal
 
-        return JournalStorage(JournalFileBackend(source.target))
+        return open_journal(source.target, write=False)  # a torn last record is skipped, as Optuna does
     if source.target.startswith("sqlite:///"):
         db = Path(source.target.removeprefix("sqlite:///"))
         if not db.is_file():

@@ -3,6 +3,7 @@
 Everything lands in one run folder: ``optuna.db`` (every trial with its record), ``wandb/``,
 ``emissions.csv``, ``profile.yaml`` and ``report/index.html``. Running the same command again
 resumes: finished trials are kept, trials left RUNNING by a killed process are failed and redone.
+One ``suite benchmark`` at a time writes a run folder (``.lock``, :mod:`suite.runlock`).
 
 ``worker=True`` (``suite worker``) is one more process on a shared storage: the same protocol, no
 report, and no failing of other workers' RUNNING trials (only those of dead workers: heartbeat on
@@ -11,6 +12,7 @@ PostgreSQL/MySQL, pid on this host for a journal file).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import zlib
@@ -33,6 +35,7 @@ from rich.progress import (
 from suite.errors import Interrupted, SuiteError
 from suite.plan import trials_per_arm
 from suite.profile import Profile
+from suite.runlock import run_lock
 from suite.storage import mask_url
 from suite.tracking import DEFAULT_COUNTRY, Tracking
 from suite.tune import (
@@ -82,7 +85,9 @@ def run_benchmark(
 
     Args:
         profile: validated profile.
-        out_dir: run folder (created): W&B files, ``emissions.csv``, ``profile.yaml``, the report.
+        out_dir: run folder (created): W&B files, ``emissions.csv``, ``profile.yaml``, the report;
+            held by this process (``.lock``, :mod:`suite.runlock`) unless ``worker``: a second
+            process on it is refused.
         storage: Optuna storage URL or journal path; default ``sqlite:///<out_dir>/optuna.db``.
         device: ``auto``, ``cpu`` or ``cuda`` for every trial.
         wandb, energy: override the profile's tracking settings (default on).
@@ -102,69 +107,75 @@ def run_benchmark(
     if worker:
         check_worker_storage(storage)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
-    url = storage_url(out_dir, storage)
-    store = open_storage(url)
-    settings = dict(profile.tracking)
-    tracking = Tracking(
-        out_dir=out_dir,
-        wandb=settings.get("wandb", True) if wandb is None else wandb,
-        energy=settings.get("energy", True) if energy is None else energy,
-        country=settings.get("country", DEFAULT_COUNTRY),
-        apportion=job,
-    )
-    confirm_runs = trials_per_arm(profile) - profile.tune_trials
-    total = trials_per_arm(profile) * len(profile.arms)
-    salt = zlib.crc32(worker_id().encode()) if worker else 0
-    studies = [open_study(store, profile, arm, salt=salt) for arm in profile.arms]
-    failed_leftovers = 0
-    if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
-        # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
-        failed_leftovers = sum(fail_dead_running(s, all_running=url.startswith("sqlite")) for s in studies)
-    resumed = trials_done(profile, studies)
-    say_resumed(console, profile, resumed, total, failed_leftovers)
-    ran = 0
-    warned: set[str] = set()
-    if job:
-        def on_start(arm: str, phase: str, seed: int) -> None:
-            console.print(f"@start {arm} {phase} seed {seed}", markup=False, highlight=False, soft_wrap=True)
+    # one writer per run folder (a worker shares a storage with others and takes no lock)
+    with contextlib.nullcontext() if worker else run_lock(out_dir):
+        (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
+        url = storage_url(out_dir, storage)
+        store = open_storage(url)
+        settings = dict(profile.tracking)
+        tracking = Tracking(
+            out_dir=out_dir,
+            wandb=settings.get("wandb", True) if wandb is None else wandb,
+            energy=settings.get("energy", True) if energy is None else energy,
+            country=settings.get("country", DEFAULT_COUNTRY),
+            apportion=job,
+        )
+        confirm_runs = trials_per_arm(profile) - profile.tune_trials
+        total = trials_per_arm(profile) * len(profile.arms)
+        salt = zlib.crc32(worker_id().encode()) if worker else 0
+        studies = [open_study(store, profile, arm, salt=salt) for arm in profile.arms]
+        failed_leftovers = 0
+        if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
+            # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
+            sqlite = url.startswith("sqlite")
+            failed_leftovers = sum(fail_dead_running(s, all_running=sqlite) for s in studies)
+        resumed = trials_done(profile, studies)
+        say_resumed(console, profile, resumed, total, failed_leftovers)
+        ran = 0
+        warned: set[str] = set()
+        if job:
+            def on_start(arm: str, phase: str, seed: int) -> None:
+                console.print(f"@start {arm} {phase} seed {seed}", markup=False, highlight=False,
+                              soft_wrap=True)
 
-        def on_done(phase: str, record: dict[str, Any]) -> None:
-            nonlocal ran
-            ran += 1
-            console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
-            warn_tracking(console, record, warned)
+            def on_done(phase: str, record: dict[str, Any]) -> None:
+                nonlocal ran
+                ran += 1
+                console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
+                warn_tracking(console, record, warned)
 
-        runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
-                             on_start=on_start) for arm, study in zip(profile.arms, studies, strict=True)]
-        run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
-        return BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
-                               time.perf_counter() - started, studies=[s.study_name for s in studies])
-    with run_progress(console, "arms") as progress:
-        bar = progress.add_task(profile.name, total=total, completed=resumed, arms=f"arms 0/{len(studies)}")
+            runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
+                                 on_start=on_start) for arm, study in zip(profile.arms, studies, strict=True)]
+            run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
+            return BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+                                   time.perf_counter() - started, studies=[s.study_name for s in studies])
+        with run_progress(console, "arms") as progress:
+            bar = progress.add_task(profile.name, total=total, completed=resumed,
+                                    arms=f"arms 0/{len(studies)}")
 
-        def on_trial(phase: str, record: dict[str, Any]) -> None:
-            nonlocal ran
-            ran += 1
-            counts = [arm_trial_counts(s) for s in studies]  # other workers' trials count too
-            complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= confirm_runs
-                           for c in counts)
-            progress.update(bar, description=f"{profile.name} | {record['arm']}",
-                            completed=trials_done(profile, studies, counts),
-                            arms=f"arms {complete}/{len(studies)}")
-            progress.console.print(trial_line(phase, record), markup=False, highlight=False, soft_wrap=True)
-            warn_tracking(progress.console, record, warned)
+            def on_trial(phase: str, record: dict[str, Any]) -> None:
+                nonlocal ran
+                ran += 1
+                counts = [arm_trial_counts(s) for s in studies]  # other workers' trials count too
+                complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= confirm_runs
+                               for c in counts)
+                progress.update(bar, description=f"{profile.name} | {record['arm']}",
+                                completed=trials_done(profile, studies, counts),
+                                arms=f"arms {complete}/{len(studies)}")
+                progress.console.print(trial_line(phase, record), markup=False, highlight=False,
+                                       soft_wrap=True)
+                warn_tracking(progress.console, record, warned)
 
-        runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial)
-                   for arm, study in zip(profile.arms, studies, strict=True)]
-        run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
-        progress.update(bar, completed=total, arms=f"arms {len(studies)}/{len(studies)}")
-    result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
-                             time.perf_counter() - started, studies=[s.study_name for s in studies])
-    if report and not worker:
-        result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
-                                                  console)
-    return result
+            runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial)
+                       for arm, study in zip(profile.arms, studies, strict=True)]
+            run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
+            progress.update(bar, completed=total, arms=f"arms {len(studies)}/{len(studies)}")
+        result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+                                 time.perf_counter() - started, studies=[s.study_name for s in studies])
+        if report and not worker:
+            result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
+                                                      console)
+        return result
 
 
 def run_stopping_on_interrupt(runners: list[ArmRunner], salt: int, wait_s: float, profile: Profile,

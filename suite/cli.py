@@ -159,8 +159,10 @@ def run(
     """Train one trial and print its record."""
     from suite.config import TrialConfig, resolve_config
     from suite.params import parse_assignments
+    from suite.profile import check_seed
 
     try:
+        check_seed(seed, "--seed")
         if task.startswith("data:"):
             from tasks.data import register_data_task
 
@@ -473,7 +475,7 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
         return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
                 f"{m.get(f'test/{metric}', float('nan')):.4f}" + (f" ({params})" if params else ""))
 
-    store = open_storage(storage, heartbeat=False)
+    store = open_storage(storage, heartbeat=False, write=False)
     rows = []
     for name in studies:
         study = optuna.load_study(study_name=name, storage=store)
@@ -531,9 +533,11 @@ def tune(
     from suite.benchmark import run_benchmark
     from suite.config import resolve_device
     from suite.params import parse_assignments
-    from suite.profile import parse_profile
+    from suite.profile import check_seed, parse_profile
 
     try:
+        if sampler_seed is not None:
+            check_seed(sampler_seed, "--sampler-seed")
         resolve_device(device)
         data = {"name": study, "tune_trials": trials, "confirm_seeds": confirm_seeds, "pruner": pruner,
                 "sampler_seed": zlib.crc32(study.encode()) % 2**31 if sampler_seed is None else sampler_seed,

@@ -1,4 +1,7 @@
-"""Errors the user can fix: the CLI prints them as one line and exits with code 2."""
+"""Errors the user can fix: the CLI prints them as one line and exits with code 2; and warnings,
+the one-line notes of what was done on the user's behalf."""
+
+import sys
 
 
 class SuiteError(ValueError):
@@ -32,3 +35,9 @@ def describe(exc: BaseException, depth: int = 3) -> str:
         current = current.__cause__ or current.__context__
     line = " <- ".join(parts)
     return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", lambda m: mask_url(m.group(0)), line)
+
+
+def warn(message: str) -> None:
+    """Print ``warning: <message>`` as one line on stderr: something was done on the user's behalf
+    (a repair, a merge, a take-over) that they should know about."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)

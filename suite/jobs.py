@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from suite.errors import Interrupted, SuiteError
+from suite.runlock import run_lock
 from suite.storage import RUN_DB
 from suite.storage import RUN_JOURNAL as JOURNAL
 
@@ -216,97 +217,98 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     url = run_storage(out_dir, storage)
-    (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
-    store = open_storage(url)
-    studies = [open_study(store, profile, arm) for arm in profile.arms]  # defaults enqueued once
-    failed_leftovers = sum(fail_dead_running(s) for s in studies)
-    def done() -> int:
-        return trials_done(profile, studies)
+    with run_lock(out_dir):  # the one writer of the run folder; its own workers take no lock
+        (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
+        store = open_storage(url)
+        studies = [open_study(store, profile, arm) for arm in profile.arms]  # defaults enqueued once
+        failed_leftovers = sum(fail_dead_running(s) for s in studies)
+        def done() -> int:
+            return trials_done(profile, studies)
 
-    total = trials_per_arm(profile) * len(studies)
-    resumed = done()
-    say_resumed(console, profile, resumed, total, failed_leftovers)
-    settings = dict(profile.tracking)
-    measure = settings.get("energy", True) if energy is None else energy
-    run_id = uuid.uuid4().hex[:12]
-    meter = MachineMeter(settings.get("country", DEFAULT_COUNTRY)) if measure else None
-    cmd = [sys.executable, "-m", "suite.cli", "worker", "--storage", url, "--profile", profile_arg,
-           "--out", str(out_dir), "--device", device, "--job"]
-    if wandb is False:
-        cmd.append("--no-wandb")
-    if not measure:
-        cmd.append("--no-energy")
-    lines: queue.Queue[tuple[int, str]] = queue.Queue()
-    procs = []
-    for i, env in enumerate(job_envs(jobs, gpus, run_id)):
-        p = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, bufsize=1, start_new_session=True)
-        procs.append(p)
-        threading.Thread(target=_pump, args=(i, p, lines), daemon=True).start()
-    status = {i: "starting" for i in range(jobs)}
-    tail: dict[int, list[str]] = {i: [] for i in range(jobs)}
-    interrupted = False
-    try:
-        with run_progress(console, "jobs") as progress:
-            bar = progress.add_task(profile.name, total=total, completed=resumed, jobs=f"{jobs} jobs")
-            last_poll = 0.0
-            while any(p.poll() is None for p in procs) or not lines.empty():
+        total = trials_per_arm(profile) * len(studies)
+        resumed = done()
+        say_resumed(console, profile, resumed, total, failed_leftovers)
+        settings = dict(profile.tracking)
+        measure = settings.get("energy", True) if energy is None else energy
+        run_id = uuid.uuid4().hex[:12]
+        meter = MachineMeter(settings.get("country", DEFAULT_COUNTRY)) if measure else None
+        cmd = [sys.executable, "-m", "suite.cli", "worker", "--storage", url, "--profile", profile_arg,
+               "--out", str(out_dir), "--device", device, "--job"]
+        if wandb is False:
+            cmd.append("--no-wandb")
+        if not measure:
+            cmd.append("--no-energy")
+        lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        procs = []
+        for i, env in enumerate(job_envs(jobs, gpus, run_id)):
+            p = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+            procs.append(p)
+            threading.Thread(target=_pump, args=(i, p, lines), daemon=True).start()
+        status = {i: "starting" for i in range(jobs)}
+        tail: dict[int, list[str]] = {i: [] for i in range(jobs)}
+        interrupted = False
+        try:
+            with run_progress(console, "jobs") as progress:
+                bar = progress.add_task(profile.name, total=total, completed=resumed, jobs=f"{jobs} jobs")
+                last_poll = 0.0
+                while any(p.poll() is None for p in procs) or not lines.empty():
+                    try:
+                        i, line = lines.get(timeout=wait_s)
+                    except queue.Empty:
+                        i, line = -1, ""
+                    if line.startswith("@start "):
+                        status[i] = line.removeprefix("@start ")
+                    elif line.startswith("  "):  # a finished trial
+                        progress.console.print(f"{line} [job {i + 1}]", markup=False, highlight=False,
+                                               soft_wrap=True)
+                        status[i] = "idle"
+                    elif line:
+                        tail[i] = [*tail[i][-20:], line]
+                    if time.monotonic() - last_poll > 2 * wait_s:
+                        last_poll = time.monotonic()
+                        running = "; ".join(f"{k + 1}: {v}" for k, v in status.items())
+                        progress.update(bar, completed=done(), description=profile.name,
+                                        jobs=f"{jobs} jobs ({running})" if progress.console.is_terminal else
+                                        f"{jobs} jobs")
+                progress.update(bar, completed=done())
+        except KeyboardInterrupt:
+            interrupted = True
+            for p in procs:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGINT)
+            for p in procs:
                 try:
-                    i, line = lines.get(timeout=wait_s)
-                except queue.Empty:
-                    i, line = -1, ""
-                if line.startswith("@start "):
-                    status[i] = line.removeprefix("@start ")
-                elif line.startswith("  "):  # a finished trial
-                    progress.console.print(f"{line} [job {i + 1}]", markup=False, highlight=False,
-                                           soft_wrap=True)
-                    status[i] = "idle"
-                elif line:
-                    tail[i] = [*tail[i][-20:], line]
-                if time.monotonic() - last_poll > 2 * wait_s:
-                    last_poll = time.monotonic()
-                    running = "; ".join(f"{k + 1}: {v}" for k, v in status.items())
-                    progress.update(bar, completed=done(), description=profile.name,
-                                    jobs=f"{jobs} jobs ({running})" if progress.console.is_terminal else
-                                    f"{jobs} jobs")
-            progress.update(bar, completed=done())
-    except KeyboardInterrupt:
-        interrupted = True
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-    machine = meter.stop() if meter is not None else None
-    for s in studies:
-        fail_dead_running(s)  # a job that died mid-trial: its trial is requeued for a resume
-    apportioned = store_apportioned(studies, run_id, machine) if machine is not None else 0
-    if machine is not None:  # the run's machine measurement, beside the trials' shares of it
-        with (out_dir / "energy_runs.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,
-                                "wall_s": time.perf_counter() - started, **machine}) + "\n")
-    if interrupted:
-        raise Interrupted(f"{done()}/{total} trials done are kept in {url}; the trials that were running "
-                          "are recorded as interrupted and redone on resume: run the same command again to "
-                          "resume")
-    bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
-    if bad:
-        i, rc = bad[0]
-        last = next((ln for ln in reversed(tail[i]) if ln.startswith("error:")),
-                    tail[i][-1] if tail[i] else "")
-        raise SuiteError(f"job {i + 1} of {jobs} exited with {rc}: {last} (finished trials are kept in "
-                         f"{url})")
-    ran = done() - resumed
-    result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
-                             time.perf_counter() - started, studies=[s.study_name for s in studies],
-                             jobs=jobs, machine_energy=machine, apportioned=apportioned)
-    if report:
-        result.report = build_report_if_available([str(out_dir) if not storage else url], out_dir / "report",
-                                                  console)
-    return result
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+        machine = meter.stop() if meter is not None else None
+        for s in studies:
+            fail_dead_running(s)  # a job that died mid-trial: its trial is requeued for a resume
+        apportioned = store_apportioned(studies, run_id, machine) if machine is not None else 0
+        if machine is not None:  # the run's machine measurement, beside the trials' shares of it
+            with (out_dir / "energy_runs.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,
+                                    "wall_s": time.perf_counter() - started, **machine}) + "\n")
+        if interrupted:
+            raise Interrupted(f"{done()}/{total} trials done are kept in {url}; the trials that were "
+                              "running are recorded as interrupted and redone on resume: run the same "
+                              "command again to resume")
+        bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+        if bad:
+            i, rc = bad[0]
+            last = next((ln for ln in reversed(tail[i]) if ln.startswith("error:")),
+                        tail[i][-1] if tail[i] else "")
+            raise SuiteError(f"job {i + 1} of {jobs} exited with {rc}: {last} (finished trials are kept in "
+                             f"{url})")
+        ran = done() - resumed
+        result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+                                 time.perf_counter() - started, studies=[s.study_name for s in studies],
+                                 jobs=jobs, machine_energy=machine, apportioned=apportioned)
+        if report:
+            result.report = build_report_if_available([str(out_dir) if not storage else url],
+                                                      out_dir / "report", console)
+        return result
 
 
 def _pump(i: int, proc: subprocess.Popen, lines: queue.Queue) -> None:

@@ -1,7 +1,9 @@
 """Benchmark profiles: YAML files that expand into arms (task, family, optimizer, regularizers).
 
 A profile is validated completely before anything runs: unknown keys, unknown registry names,
-families not compatible with a task and out-of-range params all give one clear error.
+families not compatible with a task, out-of-range params and values of the wrong type all give one
+clear error. Files are read with :class:`ProfileLoader`: at most 1 MiB, no YAML aliases, at most
+32 levels deep. Seeds are integers in 0..2**32-1.
 
 Format (see ``suite/profiles/quick.yaml``)::
 
@@ -18,7 +20,7 @@ Format (see ``suite/profiles/quick.yaml``)::
       - tasks: [mnist1d]
         families: [mlp, cnn]
         optimizers: [adam, momentum]
-        regularizers: [[none], [dropout, l2]]
+        regularizers: [[none], [dropout, l2]]   # sets: [l2, dropout] would be the same arm
         params: {width: 128}      # optional: fixed (not tuned) params for these arms
         epochs: 10                # optional: overrides the profile's epochs for these arms
 """
@@ -33,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 
-from suite.errors import SuiteError
+from suite.errors import SuiteError, warn
 
 PRUNERS = ("auto", "median", "hyperband", "none")
 SPACES = ("core", "full")
@@ -46,6 +49,55 @@ PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "confirm_
                 "sampler_seed", "seed", "epochs", "matrix", "tracking", "space", "plugins"}
 ENTRY_KEYS = {"tasks", "families", "optimizers", "regularizers", "params", "epochs"}
 TRACKING_KEYS = {"wandb", "energy", "country"}
+MAX_PROFILE_BYTES = 1 << 20  # a profile is a page of YAML; a larger file is a mistake (or an attack)
+MAX_DEPTH = 32  # nesting levels of a profile document (a real one has about 6)
+SEED_MAX = 2**32 - 1  # numpy's seeds
+
+
+class ProfileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with a nesting limit.
+
+    An alias (``*name``) repeats an anchored node by reference, so a few lines of nested aliases
+    (a "billion laughs" document) stand for a structure of billions of values, which any later
+    ``str()``, ``json.dumps`` or ``yaml.safe_dump`` of the profile expands in memory. A profile
+    needs no aliases: they are refused, as are documents nested deeper than :data:`MAX_DEPTH`
+    (whose composition would exhaust the recursion limit).
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ComposerError(None, None, f"YAML aliases (*{event.anchor}) are not allowed in a profile; "
+                                "write the value out", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def parse_yaml(text: str) -> Any:
+    """The document in ``text``, read by :class:`ProfileLoader` (what ``yaml.safe_load`` does,
+    without aliases and deep nesting)."""
+    loader = ProfileLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def check_seed(value: Any, name: str) -> int:
+    """``value`` when it is a seed numpy and torch accept (an integer in 0..2**32-1), else one line."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= SEED_MAX:
+        raise SuiteError(f"{name} must be an integer in 0..{SEED_MAX} (2**32 - 1), got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -110,6 +162,10 @@ def load_profile(name_or_path: str) -> Profile:
         if not path.is_file():
             raise SuiteError(f"profile file {str(path)!r} does not exist")
         origin = str(path)
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            raise SuiteError(f"profile {origin!r} is {size:,} bytes; a profile may have at most "
+                             f"{MAX_PROFILE_BYTES:,} bytes (1 MiB)")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -122,17 +178,26 @@ def load_profile(name_or_path: str) -> Profile:
         text = (resources.files("suite") / "profiles" / f"{name_or_path}.yaml").read_text()
         origin = name_or_path
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        detail = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        detail = getattr(exc, "problem", None) or _first_line(exc)
         raise SuiteError(f"profile {origin!r} is not valid YAML{where}: {detail}") from None
+    except RecursionError:
+        raise SuiteError(f"profile {origin!r} is not valid YAML: nested too deeply to read") from None
+    except Exception as exc:  # e.g. a ValueError from a timestamp such as 2024-13-45
+        raise SuiteError(f"profile {origin!r} is not valid YAML: {type(exc).__name__}: "
+                         f"{_first_line(exc)}") from None
     return parse_profile(data, origin)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0]
+
+
 def _check_keys(d: Mapping, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(d) - allowed)
+    unknown = sorted(set(d) - allowed, key=str)
     if unknown:
         raise SuiteError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
@@ -142,6 +207,47 @@ def _int(d: Mapping, key: str, default: int, low: int, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise SuiteError(f"{where}: {key} must be an integer >= {low}, got {value!r}")
     return value
+
+
+def _tracking(data: Mapping, where: str) -> dict[str, Any]:
+    """The profile's ``tracking`` mapping, every value of its type: ``wandb`` and ``energy`` YAML
+    booleans (``true``/``false``, not the string ``"no"``), ``country`` an ISO 3166-1 alpha-3 code."""
+    tracking = data.get("tracking", {}) or {}
+    if not isinstance(tracking, dict):
+        raise SuiteError(f"{where}: tracking must be a mapping, got {tracking!r}")
+    _check_keys(tracking, TRACKING_KEYS, f"{where} tracking")
+    for key in ("wandb", "energy"):
+        if key in tracking and not isinstance(tracking[key], bool):
+            raise SuiteError(f"{where}: tracking {key} must be true or false (a YAML boolean, unquoted), "
+                             f"got {tracking[key]!r}")
+    country = tracking.get("country", "USA")
+    if not (isinstance(country, str) and len(country) == 3 and country.isascii() and country.isalpha()
+            and country.isupper()):
+        raise SuiteError(f"{where}: tracking country must be an ISO 3166-1 alpha-3 code (three capital "
+                         f"letters, such as USA or FRA), got {country!r}")
+    return tracking
+
+
+def _regularizer_sets(entry: Mapping, where: str) -> list[tuple[str, ...]]:
+    """An entry's regularizer sets, each a tuple of names; a set that repeats an earlier one (in any
+    order: the same regularizers make the same arm) is merged into it with a warning line."""
+    regs = entry.get("regularizers", [["none"]])
+    if not isinstance(regs, list) or not regs:
+        raise SuiteError(f"{where}: regularizers must be a list of lists of names, got {regs!r}")
+    out: list[tuple[str, ...]] = []
+    for r in regs:
+        names = [r] if isinstance(r, str) else r
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise SuiteError(f"{where}: regularizers must be a list of lists of names, got {r!r} in {regs!r}")
+        reg = tuple(names)
+        same = next((o for o in out if sorted(o or ("none",)) == sorted(reg or ("none",))), None)
+        if same is None:
+            out.append(reg)
+            continue
+        arm = "+".join(same) or "none"
+        warn(f"{where}: regularizers {list(reg)} repeat {list(same)} (the order does not matter): merged "
+             f"into one arm ({arm})")
+    return out
 
 
 def _names(entry: Mapping, key: str, where: str) -> list[str]:
@@ -229,10 +335,17 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     space = data.get("space", "core" if tune_trials < MIN_TRIALS_FULL_SPACE else "full")
     if space not in SPACES:
         raise SuiteError(f"{where}: space {space!r} is not valid; allowed: {', '.join(SPACES)}")
-    tracking = data.get("tracking", {}) or {}
-    if not isinstance(tracking, dict):
-        raise SuiteError(f"{where}: tracking must be a mapping, got {tracking!r}")
-    _check_keys(tracking, TRACKING_KEYS, f"{where} tracking")
+    tracking = _tracking(data, where)
+    seed = check_seed(data.get("seed", 0), f"{where}: seed")
+    sampler_seed = check_seed(data.get("sampler_seed", 0), f"{where}: sampler_seed")
+    if seed + confirm_seeds > SEED_MAX:
+        raise SuiteError(f"{where}: seed + confirm_seeds must be <= {SEED_MAX} (confirm runs use the seeds "
+                         f"seed+1 .. seed+confirm_seeds), got {seed} + {confirm_seeds}")
+    description = data.get("description", "")
+    if description is None:
+        description = ""
+    if not isinstance(description, (str, int, float)):
+        raise SuiteError(f"{where}: description must be text, got a {type(description).__name__}")
     matrix = data.get("matrix")
     if not isinstance(matrix, list) or not matrix:
         raise SuiteError(f"{where}: matrix must be a non-empty list of entries")
@@ -242,10 +355,7 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
         if not isinstance(entry, dict):
             raise SuiteError(f"{ewhere}: expected a mapping, got {entry!r}")
         _check_keys(entry, ENTRY_KEYS, ewhere)
-        regs = entry.get("regularizers", [["none"]])
-        if not isinstance(regs, list) or not regs:
-            raise SuiteError(f"{ewhere}: regularizers must be a list of lists of names, got {regs!r}")
-        reg_sets = [tuple([r] if isinstance(r, str) else r) for r in regs]
+        reg_sets = _regularizer_sets(entry, ewhere)
         params = entry.get("params", {}) or {}
         if not isinstance(params, dict):
             raise SuiteError(f"{ewhere}: params must be a mapping, got {params!r}")
@@ -262,15 +372,22 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
                 raise SuiteError(f"{ewhere}: {exc}") from None
             fixed = {k: r.params[k] for k in params}
             arm = Arm(task, family, optimizer, tuple(x.name for x in r.regularizers), r.epochs, fixed)
-            if any(a.study_name(name) == arm.study_name(name) for a in arms):
-                raise SuiteError(f"{ewhere}: arm {arm.study_name(name)!r} appears twice in the matrix")
+            twin = next((a for a in arms if _arm_key(a) == _arm_key(arm)), None)
+            if twin is not None:
+                also = "" if twin.regularizers == arm.regularizers else (
+                    f" (as {twin.study_name(name)!r}: the same regularizers in another order)")
+                raise SuiteError(f"{ewhere}: arm {arm.study_name(name)!r} appears twice in the matrix{also}")
             arms.append(arm)
     return Profile(
         name=name, tune_trials=tune_trials, confirm_seeds=confirm_seeds, arms=tuple(arms), pruner=pruner,
         space=space, confirm_candidates=confirm_candidates,
-        sampler_seed=_int(data, "sampler_seed", 0, 0, where), seed=_int(data, "seed", 0, 0, where),
-        description=str(data.get("description", "")), tracking=tracking, source=data,
+        sampler_seed=sampler_seed, seed=seed, description=str(description), tracking=tracking, source=data,
     )
+
+
+def _arm_key(arm: Arm) -> tuple:
+    """What makes two arms the same study: task, family, optimizer and the set of regularizers."""
+    return arm.task, arm.family, arm.optimizer, tuple(sorted(arm.regularizers))
 
 
 def _epochs_for(epochs: Any, task: str, where: str) -> int | None:

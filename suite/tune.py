@@ -62,6 +62,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from suite.config import TrialConfig, declared_params, resolve_config
 from suite.errors import SuiteError
+from suite.journal import open_journal
 from suite.params import Param
 from suite.profile import Arm, Profile
 from suite.storage import RUN_DB, mask_url, run_folder_storage  # mask_url re-exported
@@ -130,7 +131,7 @@ def storage_url(out_dir: Path, storage: str | None) -> str:
     return run_folder_storage(out_dir) or f"sqlite:///{(out_dir / RUN_DB).resolve()}"
 
 
-def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
+def open_storage(url: str, *, heartbeat: bool = True, write: bool = True) -> optuna.storages.BaseStorage:
     """An Optuna storage for a URL or a journal file path.
 
     * ``sqlite:///...``: one process at a time (the default run folder storage);
@@ -139,12 +140,12 @@ def open_storage(url: str, *, heartbeat: bool = True) -> optuna.storages.BaseSto
       ``$SUITE_GRACE_PERIOD`` override them, in seconds) so the trials of dead workers are failed
       and requeued with the same params, at most twice (``RetryHeartbeatStaleTrialCallback``);
     * a path ending in ``.log`` / ``.jsonl``: journal file, for several processes on one machine
-      (no heartbeats: a trial whose worker pid is gone is failed and requeued instead).
+      (no heartbeats: a trial whose worker pid is gone is failed and requeued instead); opened for
+      writing (``write``) a torn last record is repaired first, a bad record in the middle refused
+      (:func:`suite.journal.open_journal`). ``write=False`` only reads: nothing is changed.
     """
     if url.endswith((".log", ".jsonl")) and "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
+        return open_journal(url, write=write)
     if url.startswith("sqlite"):
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     if heartbeat:
@@ -676,9 +677,18 @@ def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
 
 
 def check_storage_url(url: str) -> None:
-    """Fail early, in one line, on a storage that cannot be opened."""
+    """Fail early, in one line, on a storage that cannot be opened. A journal file is opened for
+    writing, so a torn last record is repaired (or a bad one in the middle refused) here, first."""
+    if "://" not in url:
+        if url.endswith((".log", ".jsonl")):
+            try:
+                open_storage(url)
+            except OSError as exc:  # a missing folder, no permission
+                raise SuiteError(f"journal file {url!r} cannot be opened: {type(exc).__name__}: "
+                                 f"{exc.strerror or exc}") from None
+        return
     try:
-        open_storage(url, heartbeat=False) if "://" in url else None
+        open_storage(url, heartbeat=False)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise SuiteError(f"storage {mask_url(url)!r} cannot be opened: {type(exc).__name__}: "
