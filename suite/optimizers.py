@@ -133,10 +133,16 @@ def _adagrad(ps, p, wd):
 
 SCHEDULE = Param(
     "schedule",
-    "none",
+    "cosine",
     choices=("none", "cosine", "step"),
-    help="learning-rate schedule over the epoch budget: none, cosine to 0, or step (x0.1 at 50%/75%)",
+    help="learning-rate schedule over the epoch budget: cosine to 0 (the default), none, or step "
+         "(x0.1 at 50%/75%)",
 )
+"""Cosine decay by default, as in AlgoPerf's baselines and most published recipes: besides ending
+on a small step, it makes the final weights far less dependent on the seed (mnist1d, mlp defaults,
+20 epochs, seeds 1-4: test accuracy 0.675 / 0.671 / 0.677 / 0.662 with cosine against 0.686 /
+0.677 / 0.616 / 0.682 without), so that one trial's value says more about its params than about
+its seed. A family may declare another default (``gan``: constant)."""
 
 
 def build_schedule(

@@ -194,8 +194,10 @@ def measure_pair(task: str, family: str, params: dict[str, Any], *, epochs: int 
     """Time the four paths for one pair, interleaved, after a one-epoch warm-up of each."""
     from suite.tracking import Tracking
 
-    config = TrialConfig(task=task, family=family, optimizer="adam", params=dict(params), epochs=epochs,
-                         seed=0, device=device)
+    # a constant learning rate: the bare loop and Lightning's floor have no schedule, and all four
+    # paths must do the same work (the schedule's own cost is one step per epoch)
+    config = TrialConfig(task=task, family=family, optimizer="adam", params={"schedule": "none", **params},
+                         epochs=epochs, seed=0, device=device)
     r = resolve_config(config)
     tracking = Tracking(out_dir=out_dir, wandb=True, wandb_mode="offline", energy=True)
     runs: dict[str, list[float]] = {"bare": [], "lightning": [], "suite": [], "tracked": []}

@@ -212,6 +212,7 @@ def test_finetune_starts_from_the_pretrained_backbone_and_freeze_keeps_it():
     state = transfer.pretrained_backbone(r.task, r.params, seed=7)
     assert all(torch.equal(v, state[k]) for k, v in module.net.backbone.state_dict().items())
     opt = module.configure_optimizers()
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt  # with a schedule: {optimizer, lr_scheduler}
     split = r.task.load().train
     head = module.net.head.weight.detach().clone()
     module.train()

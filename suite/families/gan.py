@@ -43,6 +43,8 @@ from tasks.base import Split, Task
 EVAL_SEED = 0
 
 PARAMS = (
+    Param("schedule", "none", choices=("none", "cosine", "step"),
+          help="learning-rate schedule of both networks: constant by default, as GANs are usually trained"),
     Param("latent", 16, low=1, high=1024, log=True, search=(2, 128), help="size of the noise input"),
     Param("depth", 2, low=1, high=16, search=(1, 4), core=True, help="hidden layers of each network"),
     Param("width", 128, low=1, high=8192, log=True, search=(32, 512), core=True,
