@@ -71,7 +71,9 @@ def running_trial_of(url: str, pids: set[int], min_age_s: float) -> optuna.trial
 def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_path):  # noqa: F811
     url = with_password(fresh_database(postgres_url, "scaleout"), SECRET)
     profile = tmp_path / "scaleout.yaml"
-    profile.write_text(yaml.safe_dump(PROFILE))
+    # batches of 32: a trial lasts long enough on an idle machine to be seen, and killed, mid-trial
+    slow = [{**PROFILE["matrix"][0], "params": {**PROFILE["matrix"][0]["params"], "batch_size": 32}}]
+    profile.write_text(yaml.safe_dump({**PROFILE, "matrix": slow}))
     procs, logs = [], []
 
     def start(i: int) -> None:
@@ -219,7 +221,10 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
     """Two workers on one journal file (no server, no heartbeat): one is killed mid-trial, the other
     fails and requeues its trial by the dead pid and finishes the matrix exactly once."""
     profile = tmp_path / "j.yaml"
-    profile.write_text(yaml.safe_dump({**PROFILE, "name": "journal", "epochs": 40, "tune_trials": 2}))
+    # batches of 16: a trial takes a few seconds even on an idle machine, so one is seen mid-trial
+    slow = [{**PROFILE["matrix"][0], "params": {**PROFILE["matrix"][0]["params"], "batch_size": 16}}]
+    profile.write_text(yaml.safe_dump({**PROFILE, "name": "journal", "epochs": 40, "tune_trials": 2,
+                                       "matrix": slow}))
     journal = tmp_path / "bench.log"
     procs = [subprocess.Popen([sys.executable, "-m", "suite.cli", "worker", "--storage", str(journal),
                                "--profile", str(profile), "--out", str(tmp_path / f"m{i}"), "--device", "cpu",
