@@ -132,7 +132,8 @@ def test_ctrl_c_stops_every_job_keeps_the_results_and_the_rerun_finishes_exactly
     env.update(HOME=str(tmp_path), WANDB_MODE="offline")
     cmd = [sys.executable, "-m", "suite.cli", "benchmark", "--profile", str(profile), "--out", str(out),
            "--device", "cpu", "--jobs", "2", "--no-wandb", "--no-report"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=catch_sigint)
     deadline = time.monotonic() + 240
 
     def complete() -> int:
@@ -163,3 +164,12 @@ def test_ctrl_c_stops_every_job_keeps_the_results_and_the_rerun_finishes_exactly
                    if is_done(t) and "record" in t.user_attrs]
         assert sum(phase_of(t) == PHASE_TUNE for t in counted) == 3, s.study_name
         assert sorted(t.user_attrs["seed"] for t in counted if phase_of(t) == PHASE_CONFIRM) == [1, 2]
+
+
+def catch_sigint() -> None:
+    """In the child, before exec: SIGINT at its default, so Python turns it into KeyboardInterrupt
+    (a test run started in the background of a non-interactive shell ignores SIGINT, and children
+    would inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

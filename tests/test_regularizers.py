@@ -14,7 +14,7 @@ from suite.train import TrialConfig, build_module, resolve_config, train
 def cfg(*regs, epochs=3, **params) -> TrialConfig:
     return TrialConfig(task="digits", family="mlp", optimizer="sgd", regularizers=regs,
                        epochs=epochs, seed=0, device="cpu",
-                       params={"width": 64, "depth": 2, "lr": 0.1, **params})
+                       params={"width": 64, "depth": 2, "lr": 0.1, "schedule": "none", **params})
 
 
 def test_list_regularizers_json_shows_all_with_strengths():
@@ -48,7 +48,7 @@ def test_l2_is_decoupled_for_adamw_and_coupled_for_adam():
     for optimizer, cls in (("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
         r = resolve_config(TrialConfig(task="digits", family="mlp", optimizer=optimizer,
                                        regularizers=("l2",), params={"weight_decay": 0.01}))
-        opt = build_module(r).configure_optimizers()
+        opt = build_module(r).configure_optimizers()["optimizer"]  # with the default cosine schedule
         assert type(opt) is cls and opt.param_groups[0]["weight_decay"] == 0.01
 
 

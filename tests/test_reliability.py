@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -299,28 +298,6 @@ def test_a_lock_from_another_host_is_not_taken_over(tmp_path, profile):
     assert "locked by pid 1 on elsewhere since 2026-01-01T00:00:00Z" in line
     assert f"if that run is over, delete {run / LOCK}" in line
     assert (run / LOCK).exists() and not (run / RUN_DB).exists()
-
-
-@pytest.mark.slow
-def test_ctrl_c_releases_the_lock_and_the_rerun_finishes(tmp_path):
-    profile = tmp_path / "rel.yaml"
-    profile.write_text(yaml.safe_dump({**REL, "epochs": 40}))  # a second or more per trial
-    run = tmp_path / "run"
-    args = ["benchmark", "--profile", str(profile), "--out", str(run), "--jobs", "1", "--no-report", *QUIET]
-    proc = subprocess.Popen([sys.executable, "-m", "suite.cli", *args], cwd=ROOT, env=env_of(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while not (run / RUN_DB).exists():  # the lock is taken, the storage opened: trials start
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None and (run / LOCK).exists(), "finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the foreground process
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0 and not (run / LOCK).exists()
-    done = cli(*args)
-    assert done.exit_code == 0, (done.output, done.stderr)
-    assert_exact_budget(f"sqlite:///{run / RUN_DB}")
 
 
 # ------------------------------------------------------------------------------------- profiles

@@ -71,9 +71,7 @@ def running_trial_of(url: str, pids: set[int], min_age_s: float) -> optuna.trial
 def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_path):  # noqa: F811
     url = with_password(fresh_database(postgres_url, "scaleout"), SECRET)
     profile = tmp_path / "scaleout.yaml"
-    # batches of 32: a trial lasts long enough on an idle machine to be seen, and killed, mid-trial
-    slow = [{**PROFILE["matrix"][0], "params": {**PROFILE["matrix"][0]["params"], "batch_size": 32}}]
-    profile.write_text(yaml.safe_dump({**PROFILE, "matrix": slow}))
+    profile.write_text(yaml.safe_dump(PROFILE))
     procs, logs = [], []
 
     def start(i: int) -> None:
@@ -96,7 +94,7 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
     while victim is None:
         assert time.monotonic() < deadline, "no worker ever got a trial running"
         assert all(p.poll() is None for p in procs), "a worker exited before the kill"
-        victim = running_trial_of(url, pids, min_age_s=1.0)
+        victim = running_trial_of(url, pids, min_age_s=0.3)
         time.sleep(0.2)
     victim_pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
     os.kill(victim_pid, signal.SIGKILL)
@@ -221,8 +219,8 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
     """Two workers on one journal file (no server, no heartbeat): one is killed mid-trial, the other
     fails and requeues its trial by the dead pid and finishes the matrix exactly once."""
     profile = tmp_path / "j.yaml"
-    # batches of 16: a trial takes a few seconds even on an idle machine, so one is seen mid-trial
-    slow = [{**PROFILE["matrix"][0], "params": {**PROFILE["matrix"][0]["params"], "batch_size": 16}}]
+    # batches of 32: a trial lasts over a second even on an idle machine, so one is seen mid-trial
+    slow = [{**PROFILE["matrix"][0], "params": {**PROFILE["matrix"][0]["params"], "batch_size": 32}}]
     profile.write_text(yaml.safe_dump({**PROFILE, "name": "journal", "epochs": 40, "tune_trials": 2,
                                        "matrix": slow}))
     journal = tmp_path / "bench.log"
@@ -234,7 +232,7 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
     victim = None
     while victim is None:
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "no trial started"
-        victim = running_trial_of(str(journal), {p.pid for p in procs}, min_age_s=1.0)
+        victim = running_trial_of(str(journal), {p.pid for p in procs}, min_age_s=0.3)
         time.sleep(0.2)
     victim_pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
     os.kill(victim_pid, signal.SIGKILL)  # left a zombie until the survivor is done: still dead
