@@ -571,8 +571,14 @@ def dashboard(
     from suite.tune import mask_url, open_storage
 
     url = source_storage(source)
+    try:
+        storage = open_storage(url, heartbeat=False)
+    except Exception as exc:  # unreachable, no driver, corrupt: one line before anything is served
+        from suite.errors import describe
+
+        fail(f"storage {mask_url(url)!r} cannot be opened: {describe(exc)}")
     err.print(f"optuna-dashboard on http://{host}:{port} for {mask_url(url)} (Ctrl-C to stop)")
-    run_server(open_storage(url, heartbeat=False), host=host, port=port)
+    run_server(storage, host=host, port=port)
 
 
 def source_storage(source: str) -> str:

@@ -23,7 +23,7 @@ from suite.benchmark import run_benchmark
 from suite.cli import app
 from suite.module import SuiteModule
 from suite.profile import parse_profile
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, open_storage, phase_of
+from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, is_done, open_storage, phase_of
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,25 @@ def test_a_faulty_trial_is_recorded_and_the_arm_completes_its_budget(tmp_path, m
     (confirm,) = [t for t in trials if phase_of(t) == PHASE_CONFIRM]
     assert confirm.state == TrialState.COMPLETE and confirm.params != bad.params
     assert result.trials_run == 4
+
+
+def disk_full(self, batch, batch_idx, real):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_file_system_fault_in_a_trial_is_redone_with_the_same_params_and_not_counted(tmp_path, monkeypatch):
+    """A fault from outside the method (the disk) is no result of the method: the trial keeps its
+    record (``error_kind: environment``), does not count, and a copy with its params is redone."""
+    inject(monkeypatch, disk_full, on_calls={2})
+    result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False)
+    trials = trials_of(result)
+    bad = trials[1]
+    assert bad.state == TrialState.FAIL and bad.user_attrs["record"]["error_kind"] == "environment"
+    assert not is_done(bad)
+    (redo,) = [t for t in trials if t.system_attrs.get("failed_trial") == bad.number]
+    assert redo.state == TrialState.COMPLETE and redo.params == bad.params
+    study = optuna.load_study(study_name=result.studies[0], storage=open_storage(result.storage, heartbeat=False))
+    assert len(done_tune(study)) == 3 and len(trials) == 5  # 3 tune counted + the redone one's original + 1 confirm
 
 
 def test_every_trial_diverging_ends_the_arm_instead_of_retrying_forever(tmp_path, monkeypatch):

@@ -75,6 +75,19 @@ def test_corrupt_db_and_out_under_a_file_are_one_line_with_the_cause(tmp_path):
     assert "Not a directory" in line and "a-file/run" in line
 
 
+def test_a_report_folder_that_cannot_be_made_and_an_unreachable_dashboard_are_one_line(tmp_path):
+    from tests.report_data import write_benchmark
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_benchmark(f"sqlite:///{run / 'optuna.db'}", tasks=("digits",))
+    (run / "report").write_text("a file where the report folder goes")
+    line = one_error_line(suite("report", str(run), cwd=tmp_path))
+    assert "report" in line and ("File exists" in line or "Not a directory" in line)
+    line = one_error_line(suite("dashboard", "postgresql://user:s3cret@127.0.0.1:1/db", cwd=tmp_path))
+    assert "s3cret" not in line
+
+
 def test_password_with_an_unescaped_at_is_masked_in_the_error_line(tmp_path):
     line = one_error_line(suite("report", "postgresql://user:se@cret@nohost.invalid/db", cwd=tmp_path))
     assert "se@cret" not in line and "cret" not in line and "postgresql://user:***@nohost.invalid/db" in line
