@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
+from suite.records import is_result
 from suite.storage import RUN_DB, RUN_JOURNAL, mask_url, run_folder_storage  # mask_url re-exported
 
 JOURNAL_SUFFIXES = (".log", ".jsonl")
@@ -38,7 +39,7 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns of the trial frame, in order (every row has all of them; missing values are None/NaN).
 TRIAL_COLUMNS = (
     "uid", "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "arm",
-    "number", "state", "phase", "chosen", "config", "space", "value", "seed", "status", "error",
+    "number", "state", "phase", "chosen", "config", "space", "value", "seed", "status", "result", "error",
     "metric", "direction", "target", "ideal", "baseline", "low", "high", "test", "val", "train",
     "lr", "batch_size", "activation", "params", "optuna_params",
     "epochs", "epochs_run", "steps", "n_params", "wall_s", "fit_s", "samples_per_s", "samples",
@@ -268,6 +269,7 @@ def trial_row(
         "value": _num(value),
         "seed": rec.get("seed"),
         "status": rec.get("status") or ("failed" if state == "FAIL" else None),
+        "result": is_result(rec or None),
         "error": rec.get("error"),
         "metric": metric,
         "direction": direction,

@@ -79,7 +79,8 @@ def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
     """Per arm, its confirm runs that ran and how many of them failed (a failure is a result).
 
     Confirm runs of the candidate the arm stands for (``chosen``) that have a record (``started_at``;
-    a trial killed before it recorded anything was requeued and is not a result): ``failed`` counts
+    a trial killed before it recorded anything was requeued and is not a result) that is a result
+    (``result``, :func:`suite.records.is_result`): ``failed`` counts
     those with status ``failed`` or ``diverged`` or without a finite test value, ``runs`` all of them.
 
     Returns:
@@ -91,6 +92,8 @@ def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
     ok = (trials["phase"] == "confirm") & trials["state"].isin(("COMPLETE", "FAIL")) & of_chosen(trials)
     if "started_at" in trials:
         ok &= trials["started_at"].notna()
+    if "result" in trials:  # an interrupted run, or one the disk failed, is redone: not a failed run
+        ok &= trials["result"].astype(bool)
     t = trials[ok]
     status = t["status"] if "status" in t else pd.Series(None, index=t.index, dtype=object)
     bad = status.isin(("failed", "diverged")) | ~np.isfinite(pd.to_numeric(t["test"], errors="coerce")

@@ -216,7 +216,6 @@ def quiet_optuna() -> None:
     suite prints its own one line per trial (:func:`trial_line`) and keeps the traceback in the
     trial's record."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR)
 
 

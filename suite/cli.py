@@ -193,6 +193,8 @@ def run(
         print(json.dumps(record, default=str))
     else:
         print_record(record)
+    if record["status"] == "interrupted":  # Ctrl-C or SIGTERM: the record so far is printed above
+        raise typer.Exit(130)
     if record["status"] == "failed":
         raise typer.Exit(1)
 
@@ -285,7 +287,8 @@ def benchmark(
                  "tune_trials, confirm_seeds or epochs in the profile, or raise --jobs")
     from suite.benchmark import run_benchmark
     from suite.config import resolve_device
-    from suite.tune import check_storage_url, mask_url
+    from suite.storage import mask_url
+    from suite.tune import check_storage_url
 
     try:
         resolve_device(device)
@@ -317,12 +320,13 @@ def choose_jobs(jobs: str, folder: Path, storage: str | None, device: str) -> tu
     """How many jobs to start and on which GPUs. ``auto`` falls back to one process where the storage
     is SQLite (an existing ``optuna.db`` run folder, or ``--storage sqlite:...``), saying so."""
     from suite.jobs import auto_jobs, gpu_free_gib, visible_gpus
+    from suite.storage import RUN_DB
 
     gpus = visible_gpus() if device != "cpu" else []
-    sqlite = (storage or "").startswith("sqlite") or (not storage and (folder / "optuna.db").exists())
+    sqlite = (storage or "").startswith("sqlite") or (not storage and (folder / RUN_DB).exists())
     if jobs == "auto":
         if sqlite:
-            where = storage or folder / "optuna.db"
+            where = storage or folder / RUN_DB
             err.print(f"one job: {where} is SQLite (one process at a time)", markup=False, highlight=False,
                       soft_wrap=True)
             return 1, gpus
@@ -340,10 +344,9 @@ def plan_estimate(prof: Any, folder: Path, storage: str | None, jobs: int, *, ca
     import pandas as pd
 
     from suite import plan as plan_mod
-
-    sources = [storage] if storage else []
     from suite.storage import run_folder_storage
 
+    sources = [storage] if storage else []
     sources += [str(d) for d in {folder, *Path("runs").glob("*/")} if run_folder_storage(d)]
     times = plan_mod.timings(sorted(set(sources)), socket.gethostname())
     est = plan_mod.estimate(prof, times, jobs)
@@ -423,7 +426,8 @@ def worker(
     from suite.benchmark import check_worker_storage, run_benchmark
     from suite.config import resolve_device
     from suite.profile import load_profile
-    from suite.tune import check_storage_url, mask_url, worker_id
+    from suite.storage import mask_url
+    from suite.tune import check_storage_url, worker_id
 
     try:
         prof = load_profile(profile)
@@ -568,15 +572,14 @@ def dashboard(
     """Open optuna-dashboard on a run folder's storage."""
     from optuna_dashboard import run_server
 
-    from suite.tune import mask_url, open_storage
+    from suite.storage import mask_url
+    from suite.tune import check_storage_url
 
     url = source_storage(source)
     try:
-        storage = open_storage(url, heartbeat=False)
-    except Exception as exc:  # unreachable, no driver, corrupt: one line before anything is served
-        from suite.errors import describe
-
-        fail(f"storage {mask_url(url)!r} cannot be opened: {describe(exc)}")
+        storage = check_storage_url(url)  # unreachable, no driver, corrupt: one line, nothing served
+    except SuiteError as exc:
+        fail(exc)
     err.print(f"optuna-dashboard on http://{host}:{port} for {mask_url(url)} (Ctrl-C to stop)")
     run_server(storage, host=host, port=port)
 

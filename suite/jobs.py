@@ -201,11 +201,10 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     Returns:
         A :class:`suite.benchmark.BenchmarkResult`.
     """
-    import optuna
-
     from suite.benchmark import (
         BenchmarkResult,
         build_report_if_available,
+        quiet_optuna,
         run_progress,
         say_resumed,
         trials_done,
@@ -214,7 +213,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     from suite.tracking import DEFAULT_COUNTRY
     from suite.tune import fail_dead_running, open_storage, open_study
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     started = time.perf_counter()
     url = run_storage(out_dir, storage)
     with run_lock(out_dir):  # the one writer of the run folder; its own workers take no lock

@@ -173,36 +173,28 @@ class SuiteModule(pl.LightningModule):
     def evaluate(self, split: Split, name: str, batch_size: int = 4096, *,
                  full: bool = True) -> dict[str, float]:
         """Metrics of the current weights on a whole split, keyed ``name/metric``; ``full=False``
-        computes only the loss and the epoch metric (the primary one)."""
-        if not self.task.scorable(split.y):  # e.g. the normal-only split of an anomaly task
-            return {f"{name}/loss": self._mean_loss(split, batch_size)}
+        computes only the loss and the epoch metric (the primary one). A split the task cannot score
+        (the normal-only split of an anomaly task) reports its loss only."""
         was_training = self.training
         self.eval()
         key = name if full else f"{name}_epoch"
-        metrics = self.metrics[key] if key in self.metrics else self.metrics["test" if full else "test_epoch"]
-        metrics.reset()
+        if key not in self.metrics:
+            key = "test" if full else "test_epoch"
+        metrics = self.metrics[key] if self.task.scorable(split.y) else None
+        if metrics is not None:
+            metrics.reset()
         loss_sum, n = 0.0, 0
         for start in range(0, len(split), batch_size):
             x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
             loss, preds, target = self.model_step((x, y))
             loss_sum += float(loss) * len(x)
             n += len(x)
-            metrics.update(preds, target)
-        out = computed(metrics, name)
+            if metrics is not None:
+                metrics.update(preds, target)
+        out = computed(metrics, name) if metrics is not None else {}
         out[f"{name}/loss"] = loss_sum / max(n, 1)
         self.train(was_training)
         return out
-
-    @torch.inference_mode()
-    def _mean_loss(self, split: Split, batch_size: int) -> float:
-        was_training = self.training
-        self.eval()
-        total = 0.0
-        for start in range(0, len(split), batch_size):
-            x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
-            total += float(self.model_step((x, y))[0]) * len(x)
-        self.train(was_training)
-        return total / max(len(split), 1)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """Index batches are already on the device: skip Lightning's per-step collection walk

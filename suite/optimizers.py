@@ -105,7 +105,7 @@ def _adam(ps, p, wd):
 
 
 @register_optimizer("adamw", (lr(1e-3, 2e-4, 2e-2), BETA1, BETA2), "AdamW (weight decay decoupled)",
-      decoupled_weight_decay=True)
+                    decoupled_weight_decay=True)
 def _adamw(ps, p, wd):
     return torch.optim.AdamW(ps, lr=p["lr"], betas=(p["beta1"], p["beta2"]), weight_decay=wd)
 

@@ -76,6 +76,11 @@ def _describe(holder: dict[str, Any] | None) -> str:
             f"({holder.get('command')})")
 
 
+def _in_use(folder: Path, holder: dict[str, Any] | None) -> SuiteError:
+    return SuiteError(f"run folder {folder} is in use by {_describe(holder)}: one process writes a run "
+                      f"folder at a time; {SEVERAL}")
+
+
 def _pid_alive(pid: Any) -> bool:
     from suite.tune import pid_alive
 
@@ -119,8 +124,7 @@ def acquire(folder: Path, *, command: str | None = None) -> int:
                 flocks = False
             else:
                 os.close(fd)
-                raise SuiteError(f"run folder {folder} is in use by {_describe(_holder(path))}: one process "
-                                 f"writes a run folder at a time; {SEVERAL}") from None
+                raise _in_use(folder, _holder(path)) from None
         if not _same_file(fd, path):  # the holder released (removed) it between our open and flock
             os.close(fd)
             continue
@@ -128,8 +132,7 @@ def acquire(folder: Path, *, command: str | None = None) -> int:
         if old is not None:
             if not flocks and old.get("host") == me["host"] and _pid_alive(old.get("pid")):
                 os.close(fd)  # without flock the pid is all there is to go by
-                raise SuiteError(f"run folder {folder} is in use by {_describe(old)}: one process writes a "
-                                 f"run folder at a time; {SEVERAL}")
+                raise _in_use(folder, old)
             if old.get("host") != me["host"]:
                 os.close(fd)
                 raise SuiteError(f"run folder {folder} is locked by {_describe(old)}, another host, so "

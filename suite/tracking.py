@@ -287,18 +287,8 @@ def nvml_energy_per_gpu_mj() -> dict[str, float]:
 
 def nvml_energy_mj() -> float | None:
     """Total energy of all visible NVIDIA GPUs since driver load, in millijoules (None: no NVML)."""
-    if not torch.cuda.is_available():
-        return None
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        total = 0.0
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            total += pynvml.nvmlDeviceGetTotalEnergyConsumption(pynvml.nvmlDeviceGetHandleByIndex(i))
-        return total
-    except Exception:
-        return None
+    per_gpu = nvml_energy_per_gpu_mj()
+    return sum(per_gpu.values()) if per_gpu else None
 
 
 def append_emissions(out_dir: Path, row: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ def build_module(r: Resolved):
     """The LightningModule of a resolved config (network built, optimizer named)."""
     net = r.family.build(r.task, r.params)
     return r.family.module_class()(net, task=r.task, optimizer=r.optimizer.name, params=r.params,
-                      regularizers=r.regularizers, epochs=r.epochs)
+                                   regularizers=r.regularizers, epochs=r.epochs)
 
 
 def train(
@@ -108,9 +108,11 @@ def train(
         SuiteError: the config is invalid (nothing has run).
 
     A runtime failure gives ``status="failed"`` with the error (``error_kind="oom"`` for out of
-    memory); a non-finite loss ``diverged``; Optuna's ``TrialPruned`` raised by a pruning callback
-    gives ``pruned`` (curves so far). With DDP (``devices > 1``) every rank trains; rank 0 returns
-    the record, the other ranks a minimal one (``rank``, ``world_size``, ``status``, ``error``).
+    memory, ``"environment"`` for a file-system error); a non-finite loss ``diverged``; Optuna's
+    ``TrialPruned`` raised by a pruning callback gives ``pruned`` (curves so far); Ctrl-C or SIGTERM
+    gives ``interrupted`` (the caller stops after the record). With DDP (``devices > 1``) every rank
+    trains; rank 0 returns the record, the other ranks a minimal one (``rank``, ``world_size``,
+    ``status``, ``error``).
     """
     from lightning.pytorch.utilities import rank_zero_only
 

@@ -65,6 +65,7 @@ from suite.errors import SuiteError
 from suite.journal import open_journal
 from suite.params import Param
 from suite.profile import Arm, Profile
+from suite.records import is_result
 from suite.storage import RUN_DB, mask_url, run_folder_storage  # mask_url re-exported
 from suite.tracking import Tracking
 
@@ -207,10 +208,8 @@ def is_done(t: FrozenTrial) -> bool:
     """A trial that counts towards its budget."""
     if t.user_attrs.get("surplus"):
         return False
-    if t.state == TrialState.FAIL:  # counts with its record, unless the cause was outside the trial
-        record = t.user_attrs.get("record")
-        return record is not None and record.get("status") != "interrupted" \
-            and record.get("error_kind") != "environment"
+    if t.state == TrialState.FAIL:  # counts with its record, unless it is no result of the method
+        return is_result(t.user_attrs.get("record"))
     return t.state in FINAL_STATES
 
 
@@ -259,7 +258,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
         return
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"},
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k not in ("worker", "record")},
         system_attrs={"failed_trial": trial.system_attrs.get("failed_trial", trial.number),
                       "retry_history": history},
     ))
@@ -520,8 +519,7 @@ class ArmRunner:
                              "ran (missed heartbeats); its requeued copy redoes it") from None
         if self.on_trial is not None:
             self.on_trial(phase, record)
-        if record["status"] == "interrupted" or record.get("error_kind") == "environment":
-            # not a result of the method: a copy with the same params is redone (on resume)
+        if not is_result(record):  # stopped by the user, or the disk: a copy with its params is redone
             requeue(self.study, self.study._storage.get_trial(trial._trial_id))
             if record["status"] == "interrupted":
                 raise KeyboardInterrupt(f"{self.name}#{trial.number}")
@@ -676,23 +674,24 @@ def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
             "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}
 
 
-def check_storage_url(url: str) -> None:
-    """Fail early, in one line, on a storage that cannot be opened. A journal file is opened for
-    writing, so a torn last record is repaired (or a bad one in the middle refused) here, first."""
-    if "://" not in url:
-        if url.endswith((".log", ".jsonl")):
-            try:
-                open_storage(url)
-            except OSError as exc:  # a missing folder, no permission
-                raise SuiteError(f"journal file {url!r} cannot be opened: {type(exc).__name__}: "
-                                 f"{exc.strerror or exc}") from None
-        return
+def check_storage_url(url: str) -> optuna.storages.BaseStorage | None:
+    """Open storage ``url`` (without heartbeats) and return it, or fail early in one line naming the
+    cause. A journal file is opened for writing, so a torn last record is repaired (or a bad one in
+    the middle refused) here, first. A path that is no journal file is left to its caller (``None``)."""
+    from suite.errors import describe
+
+    if "://" not in url and not url.endswith((".log", ".jsonl")):
+        return None
     try:
-        open_storage(url, heartbeat=False)
+        return open_storage(url, heartbeat=False)
+    except SuiteError:
+        raise
+    except OSError as exc:  # a journal in a missing folder, no permission
+        raise SuiteError(f"journal file {url!r} cannot be opened: {type(exc).__name__}: "
+                         f"{exc.strerror or exc}") from None
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise SuiteError(f"storage {mask_url(url)!r} cannot be opened: {type(exc).__name__}: "
-                         f"{redact(first, url)}") from None
+        raise SuiteError(f"storage {mask_url(url)!r} cannot be opened: "
+                         f"{redact(describe(exc), url)}") from None
 
 
 def redact(text: str, url: str) -> str:

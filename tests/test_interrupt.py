@@ -63,6 +63,7 @@ def test_sigterm_mid_trial_records_it_as_interrupted_and_the_rerun_redoes_it(tmp
     assert not is_done(stopped)
     waiting = [t for t in trials(out) if t.state == TrialState.WAITING]
     assert [t.params for t in waiting] == [stopped.params]  # requeued with the same params
+    assert "record" not in waiting[0].user_attrs  # the copy starts clean: no result before it ran
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     done = [t for t in trials(out) if is_done(t)]

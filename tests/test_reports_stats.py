@@ -444,3 +444,23 @@ def test_intervals_stay_within_the_metric_bounds():
     assert raw.loc["a", "ci_high"] > 1 and raw.loc["r", "ci_low"] < 0  # what a t interval gives
     assert s.loc["a", "ci_high"] == 1.0 and s.loc["a", "ci_low"] == pytest.approx(raw.loc["a", "ci_low"])
     assert s.loc["r", "ci_low"] == 0.0 and bool(s.loc["a", "clipped"]) and bool(s.loc["r", "clipped"])
+
+
+def test_an_interrupted_or_disk_failed_confirm_run_is_no_failed_run():
+    """Such a run keeps its record but is redone (suite.records.is_result): the report must not count
+    it against the arm, while a real failure still counts."""
+    from reports.load import trial_row
+
+    t = tuning_trials().assign(started_at=pd.Timestamp("2026-12-01", tz="UTC"), status="complete", chosen=None,
+                               result=True)
+    adam = t[(t["optimizer"] == "adam") & (t["phase"] == "confirm")]
+    stopped = adam.assign(state="FAIL", status="interrupted", test=np.nan, val=np.nan,
+                          result=trial_row({"status": "interrupted"})["result"])
+    disk = adam.assign(state="FAIL", status="failed", test=np.nan, val=np.nan,
+                       result=trial_row({"status": "failed", "error_kind": "environment"})["result"])
+    diverged = adam.assign(state="FAIL", status="diverged", test=np.nan, val=np.nan,
+                           result=trial_row({"status": "diverged"})["result"])
+    fails = stats.confirm_failures(pd.concat([t, stopped, disk], ignore_index=True)).set_index("optimizer")
+    assert fails.loc["adam", "runs"] == 1 and fails.loc["adam", "failed"] == 0
+    fails = stats.confirm_failures(pd.concat([t, stopped, diverged], ignore_index=True)).set_index("optimizer")
+    assert fails.loc["adam", "runs"] == 2 and fails.loc["adam", "failed"] == 1

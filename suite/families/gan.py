@@ -24,6 +24,7 @@ regularizer is refused (Lightning clips only under automatic optimization).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping
@@ -36,15 +37,15 @@ from torch.nn import functional as F  # noqa: N812
 from suite.errors import SuiteError
 from suite.families.base import ACTIVATIONS, register_family
 from suite.families.mlp import mlp
-from suite.optimizers import OPTIMIZERS, build_schedule
+from suite.optimizers import OPTIMIZERS, SCHEDULE, build_schedule
 from suite.params import Param
 from tasks.base import Split, Task
 
 EVAL_SEED = 0
 
 PARAMS = (
-    Param("schedule", "none", choices=("none", "cosine", "step"),
-          help="learning-rate schedule of both networks: constant by default, as GANs are usually trained"),
+    # constant by default, as GANs are usually trained (every other family decays: SCHEDULE)
+    dataclasses.replace(SCHEDULE, default="none"),
     Param("latent", 16, low=1, high=1024, log=True, search=(2, 128), help="size of the noise input"),
     Param("depth", 2, low=1, high=16, search=(1, 4), core=True, help="hidden layers of each network"),
     Param("width", 128, low=1, high=8192, log=True, search=(32, 512), core=True,
