@@ -20,6 +20,7 @@ from suite.metrics import MetricSet
 from suite.optimizers import OPTIMIZERS, build_schedule
 from suite.regularizers import Regularizer
 from tasks.base import Split, Task
+from tasks.kinds import kind_of
 
 # Plain attributes Lightning and this module set many times per step: ``nn.Module.__setattr__``
 # checks parameters, buffers and submodules on each (~45 calls and 5% of a small MLP's step here).
@@ -68,6 +69,7 @@ class SuiteModule(pl.LightningModule):
         self.regularizers = list(regularizers)
         self.epochs = epochs
         self.loss_fn = task.loss_function()
+        self.kind = kind_of(task)  # looked up once: metric_inputs runs every step
         self.metrics = self.make_metrics()
         self.history: list[dict[str, float]] = []
         self._train_loss_sum: torch.Tensor | None = None
@@ -98,8 +100,13 @@ class SuiteModule(pl.LightningModule):
         x, y = batch
         out = self(x)
         loss = self.loss_fn(out, y)
-        preds, target = self.task.metric_inputs(out.detach(), y)
+        preds, target = self.metric_inputs(out.detach(), y)
         return loss, preds, target
+
+    def metric_inputs(self, outputs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the network (or a family's scoring step) puts out, as the task's metrics take it
+        (:attr:`tasks.kinds.TaskKind.metric_inputs`)."""
+        return self.kind.metric_inputs(self.task, outputs, y)
 
     def penalty(self) -> torch.Tensor | float:
         """Sum of the regularizers' loss penalties (L1)."""

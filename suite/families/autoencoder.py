@@ -109,7 +109,7 @@ def autoencoder_module() -> type:
             if log_var is not None:
                 kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1).mean()
                 loss = loss + self.params["beta"] * kl / x[0].numel()
-            return (loss, *self.task.metric_inputs(error.detach(), y))
+            return (loss, *self.metric_inputs(error.detach(), y))
 
     return AutoencoderModule
 
