@@ -78,22 +78,33 @@ def _legend(ax, title: str | None = None) -> None:
         ax.legend(handles, labels, title=title, loc="best", frameon=True)
 
 
+def ci_error(summary: pd.DataFrame) -> np.ndarray:
+    """``2 x n`` error-bar lengths below and above each mean from ``ci_low``/``ci_high`` (NaN where an
+    arm has no interval)."""
+    mean = summary["mean"].astype(float).to_numpy()
+    low = summary["ci_low"].astype(float).to_numpy()
+    high = summary["ci_high"].astype(float).to_numpy()
+    return np.vstack([mean - low, high - mean])
+
+
 def _points_with_ci(ax, trials: pd.DataFrame, summary: pd.DataFrame, x: str, colors: dict) -> None:
-    """Seeds as points and the mean +- 95% CI as a black bar, one column per value of ``x``."""
+    """Runs as points and the mean with its 95% interval (``ci_low``..``ci_high``, asymmetric) as a
+    black bar, one column per value of ``x``; an arm without an interval gets its mean and a label."""
     order = [str(v) for v in summary[x]]
     data = trials.assign(**{x: trials[x].astype(str)})
     sns.stripplot(data=data, x=x, y="test", order=order, hue=x, palette=colors, ax=ax, size=5,
                   jitter=0.15, alpha=0.75, legend=False)
-    half = summary["half_width"].astype(float).to_numpy()
     mean = summary["mean"].astype(float).to_numpy()
-    has_ci = np.isfinite(half)
+    err = ci_error(summary)
+    has_ci = np.isfinite(err).all(axis=0)
     idx = np.arange(len(order))
-    if has_ci.any():  # an interval only where one exists: never a zero-width bar for one seed
-        ax.errorbar(idx[has_ci], mean[has_ci], yerr=half[has_ci], fmt="_", color="black",
+    if has_ci.any():  # an interval only where one exists: never a zero-width bar for one unit
+        ax.errorbar(idx[has_ci], mean[has_ci], yerr=err[:, has_ci], fmt="_", color="black",
                     markersize=14, capsize=4, lw=1.2, zorder=5)
     for i in idx[~has_ci]:
         ax.plot([i], [mean[i]], marker="_", color="black", markersize=14, zorder=5)
-        ax.annotate("1 seed" if int(summary["n"].iloc[i]) == 1 else "no CI", (i, mean[i]),
+        n = int(summary["n"].iloc[i])
+        ax.annotate("1 unit" if n == 1 else f"no CI ({n} units)", (i, mean[i]),
                     textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set_xlabel("")
@@ -122,14 +133,14 @@ def architecture_figure(trials: pd.DataFrame, summary: pd.DataFrame, curves: pd.
 
     Args:
         trials: confirm trials of each family's best arm (``family``, ``test``, ``uid``).
-        summary: one row per family (``family``, ``mean``, ``half_width``), in display order.
+        summary: one row per family (``family``, ``mean``, ``ci_low``, ``ci_high``), in display order.
     """
     colors = palette(summary["family"])
     with _style():
         fig, ax = new_figure(1, 2, width=4.6)
         _points_with_ci(ax[0, 0], trials, summary, "family", colors)
         ax[0, 0].set_ylabel(f"test/{metric}")
-        ax[0, 0].set_title("best arm per family (seeds, mean \u00b1 95% CI)")
+        ax[0, 0].set_title("best arm per family (runs, mean and exact 95% CI)")
         _curves(ax[0, 1], curves, trials, f"val/{metric}", "family", colors)
         ax[0, 1].set_title("validation curves (mean over seeds)")
         return to_uri(fig)
@@ -157,7 +168,7 @@ def optimizer_figure(metric: str, families: Sequence[str], trials: pd.DataFrame,
                 _points_with_ci(ax[i, 0], t, s, "optimizer", colors)
                 _curves(ax[i, 1], curves, t, f"val/{metric}", "optimizer", colors)
             ax[i, 0].set_ylabel(f"test/{metric}")
-            ax[i, 0].set_title(f"{fam}: optimizers (seeds, mean \u00b1 95% CI)")
+            ax[i, 0].set_title(f"{fam}: optimizers (runs, mean and exact 95% CI)")
             ax[i, 1].set_title(f"{fam}: validation curves")
             lt = tune[(tune["family"] == fam) & (tune["lr"] > 0) & np.isfinite(tune["value"].astype(float))]
             a = ax[i, 2]
@@ -275,8 +286,8 @@ def footprint_figure(metric: str, arms: pd.DataFrame, cost: str, cost_label: str
         fig, ax = new_figure(1, 1, width=6.0, height=3.8)
         a = ax[0, 0]
         for fam, g in arms.groupby("family", sort=True):
-            # NaN half-widths (one seed) draw no bar at all, never a zero-width one
-            a.errorbar(g[cost], g["mean"], yerr=g["half_width"].astype(float), fmt="o", ms=6, capsize=3,
+            # NaN intervals (too few units) draw no bar at all, never a zero-width one
+            a.errorbar(g[cost], g["mean"], yerr=ci_error(g), fmt="o", ms=6, capsize=3,
                        label=str(fam), color=colors[str(fam)], alpha=0.85)
         front = arms[arms["pareto"]].sort_values(cost)
         a.plot(front[cost], front["mean"], color="black", lw=1, ls="--", label="Pareto front")
@@ -287,7 +298,7 @@ def footprint_figure(metric: str, arms: pd.DataFrame, cost: str, cost_label: str
         if (arms[cost] > 0).all() and arms[cost].max() / max(arms[cost].min(), 1e-300) > 50:
             _plain_log(a)
         a.set_xlabel(cost_label)
-        a.set_ylabel(f"test/{metric} (mean \u00b1 95% CI)")
+        a.set_ylabel(f"test/{metric} (mean, exact 95% CI)")
         a.set_title(f"metric against {cost_label.split(' (')[0]}")
         _legend(a, "family")
         return to_uri(fig)

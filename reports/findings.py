@@ -1,49 +1,70 @@
 """Findings: what the data support, as sentences with their evidence and budget (pure functions).
 
-Per task: which family to use (the family whose compared arm has the best mean *validation* metric
-over the confirm seeds; its test metric is what is reported), then every pair of families compared
-on their per-seed differences over the shared confirm seeds (:func:`reports.paired.pairwise`, Holm
-across the task's pairs): a difference that holds after Holm is stated as such, any other as "not
-distinguishable at this budget". Every finding names the budget it holds for (tuning trials,
-epochs, confirm seeds, profile, search space), read from the studies' ``protocol`` attrs.
+Three questions are asked of every task (each budget of a task is a task of its own here,
+:func:`reports.stats.separate_arms`):
+
+* **families**: each family's best arm among the arms the task's families share, compared pairwise;
+* **optimizers**: within each family, each optimizer's best arm (over its regularizer sets);
+* **regularizers**: within each family and optimizer, every regularizer set.
+
+A pair is compared on its per-unit differences (:mod:`reports.paired`: a unit is a study with
+several studies, else a confirm seed; failures scored at the task's worst value). The exact
+sign-flip test decides; Holm's correction runs over **every** test of one question in the report,
+and the sentence says over how many. A difference that holds states P(A > B) with a bootstrap
+interval; a pair that is not distinguishable states the smallest difference the design had an 80%
+chance to detect.
+
+One selection rule (:func:`reports.stats.best_of`: the confirm validation mean) picks every
+family's arm and the task's winner, which the leaderboard ranks first. When the test metric says
+another family beats the winner, the report recommends none rather than two.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from reports.paired import pairwise
+from reports.paired import MIN_UNITS, correct, detectable_effect, pairwise
+from reports.stats import ARM, best_of, confirm_units, ranked
 
-ARM = ["task", "family", "optimizer", "regularizers"]
+QUESTIONS = {"family": "families", "optimizer": "optimizers", "regularizers": "regularizer sets"}
 
 
-def g(x: float) -> str:
+def g(x: Any) -> str:
     """A number as a sentence shows it (3 significant digits)."""
     return "nan" if x is None or not math.isfinite(float(x)) else f"{float(x):.3g}"
 
 
-def budget(studies: pd.DataFrame, task: str) -> dict[str, Any]:
-    """The budget the task's arms were run with: each protocol value, joined when studies differ."""
-    rows = studies[studies["task"] == task]
-    out: dict[str, Any] = {}
-    benches = sorted({str(b) for b in rows["benchmark"].dropna()})
-    out["profile"] = ", ".join(benches) or None
-    for key in ("tune_trials", "epochs", "confirm_seeds", "space"):
-        values = sorted({str(p.get(key)) for p in rows["protocol"] if isinstance(p, dict) and key in p})
-        out[key] = ", ".join(values) or None
-    return out
+def units_text(n: int, kind: str) -> str:
+    """``8 studies`` or ``3 seeds of one tuning study``."""
+    if kind == "study":
+        return f"{n} {'study' if n == 1 else 'studies'}"
+    return f"{n} {'seed' if n == 1 else 'seeds'} of one tuning study"
 
 
-def budget_text(b: dict[str, Any]) -> str:
-    parts = [f"{b['tune_trials']} tuning trials" if b.get("tune_trials") else None,
-             f"{b['epochs']} epochs" if b.get("epochs") else None,
-             f"{b['confirm_seeds']} confirm seeds" if b.get("confirm_seeds") else None,
-             f"space {b['space']}" if b.get("space") else None,
-             f"profile {b['profile']}" if b.get("profile") else None]
-    return "budget per arm: " + (", ".join(p for p in parts if p) or "not recorded")
+def interval_text(low: float, high: float, n: int, *, level: float, spread: bool = True,
+                  what: str = "difference") -> str:
+    """The interval as a sentence gives it, or why there is none."""
+    if n == 0:
+        return "no shared unit"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return (f"no {level:.0%} interval: {n} unit{'s' if n != 1 else ''} cannot exclude any {what}, the "
+                f"exact test needs {MIN_UNITS}")
+    if not spread:
+        return f"no spread over {n} units, {level:.0%} CI {g(low)}..{g(high)}"
+    return f"{level:.0%} CI {g(low)}..{g(high)}"
+
+
+def failures_text(failed: Any, runs: Any, label: str | None = None) -> str:
+    """``k of n runs failed (scored ...)`` where k > 0, else empty."""
+    k = int(failed or 0)
+    if k == 0:
+        return ""
+    who = f"{label}: " if label else ""
+    return f"{who}{k} of {int(runs)} runs failed (scored at the task's worst value)"
 
 
 def arm_text(row: pd.Series) -> str:
@@ -52,119 +73,171 @@ def arm_text(row: pd.Series) -> str:
     return f"{row['optimizer']} / {row['regularizers']}{params}"
 
 
-def task_findings(task: str, best: pd.DataFrame, confirm: pd.DataFrame, studies: pd.DataFrame, *,
-                  level: float = 0.95, alpha: float = 0.05) -> list[dict[str, Any]]:
-    """The findings of one task.
+def budget_text(budget: str | None, benchmark: str | None) -> str:
+    parts = [budget or "not recorded"] + ([f"profile {benchmark}"] if benchmark else [])
+    return "budget per arm: " + ", ".join(parts)
+
+
+def comparisons(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.DataFrame, *,
+                level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
+    """Every paired test of the report, one row each: ``question`` (``family``, ``optimizer``,
+    ``regularizers``), ``task``, ``where``, :func:`reports.paired.pairwise` fields, ``failed_a`` /
+    ``runs_a`` (and ``_b``), ``unit_kind``, ``m`` (tests of that question in the report), ``p_holm``
+    (Holm over them) and ``significant``."""
+    cols = ["question", "task", "where", "unit_kind", "failed_a", "runs_a", "failed_b", "runs_b"]
+    units = confirm_units(confirm).rename(columns={"test": "score"})
+    runs = confirm[[*ARM, "unit", "seed", "test"]].rename(columns={"seed": "run", "test": "score"}) \
+        if len(confirm) else pd.DataFrame(columns=[*ARM, "unit", "run", "score"])
+    tables = []
+
+    def add(group: pd.DataFrame, question: str, where: str) -> None:
+        if len(group) < 2:
+            return
+        table = pairwise(units, runs, group, label=question, key=ARM, level=level)
+        info = group.set_index(group[question].astype(str))
+        table["question"], table["task"], table["where"] = question, str(group["task"].iloc[0]), where
+        table["unit_kind"] = str(group["unit_kind"].iloc[0])
+        for side in ("a", "b"):
+            table[f"failed_{side}"] = table[side].map(info["failed"]).astype(int)
+            table[f"runs_{side}"] = table[side].map(info["runs"]).astype(int)
+        tables.append(table)
+
+    for task, b in family_best.groupby("task", sort=True):
+        add(b, "family", str(task))
+    for (task, family), fa in arms.groupby(["task", "family"], sort=True):
+        add(best_of(fa, ["task", "family", "optimizer"]), "optimizer", f"{task} / {family}")
+        for optimizer, fo in fa.groupby("optimizer", sort=True):
+            add(fo, "regularizers", f"{task} / {family} / {optimizer}")
+    if not tables:
+        return pd.DataFrame(columns=[*cols, "a", "b", "n", "p", "p_holm", "significant", "m"])
+    out = pd.concat(tables, ignore_index=True)
+    out["p_holm"], out["significant"], out["m"] = float("nan"), False, 0
+    for _question, idx in out.groupby("question").groups.items():
+        adjusted, significant, m = correct(out.loc[idx, "p"].to_numpy(float), alpha=alpha)
+        out.loc[idx, "p_holm"], out.loc[idx, "significant"], out.loc[idx, "m"] = adjusted, significant, m
+    out["significant"] = out["significant"].astype(bool)
+    return out
+
+
+def pair_sentence(r: pd.Series, metric: str, *, level: float, alpha: float) -> tuple[str, str]:
+    """The kind (``difference``, ``indistinguishable``, ``not compared``) and sentence of one test."""
+    n, m = int(r["n"]), int(r["m"])
+    question = QUESTIONS[str(r["question"])]
+    over = f"{units_text(n, str(r['unit_kind']))}" if n else "no unit"
+    holm_text = f"{g(r['p_holm'])} after Holm over the {m} tests of {question} in this report"
+    fails = [failures_text(r[f"failed_{s}"], r[f"runs_{s}"], r[s]) for s in "ab"]
+    fails = "".join(f"; {t}" for t in fails if t)
+    if n == 0:
+        return "not compared", (f"{r['a']} and {r['b']} on {r['where']} cannot be compared: they share no "
+                                "unit (study or confirm seed)")
+    no_t = "" if r["spread"] else "; all differences equal: not testable by t"
+    ci = interval_text(r["ci_low"], r["ci_high"], n, level=level, spread=bool(r["spread"]))
+    if r["significant"]:
+        prob = f"P({r['a']} > {r['b']}) = {g(r['prob'])} over paired runs"
+        if r["prob_low"] == r["prob_high"] == r["prob"]:
+            prob += f" ({r['a']} ahead in every unit)" if r["prob"] == 1 else ""
+        elif math.isfinite(float(r["prob_low"])):
+            prob += f" ({level:.0%} bootstrap interval over units {g(r['prob_low'])}..{g(r['prob_high'])})"
+        return "difference", (f"{r['a']} beats {r['b']} on {r['where']} by {g(r['diff'])} {metric} ({ci}; "
+                              f"exact sign-flip p = {g(r['p'])} over {over}, {holm_text}{no_t}; "
+                              f"{prob}{fails})")
+    if not r["spread"] and r["diff"] == 0:
+        detect = "identical on every unit"
+    else:
+        level_m = alpha / max(m, 1)
+        effect = detectable_effect(n, level_m)
+        if not math.isfinite(effect):
+            detect = (f"with {n} units the exact test cannot reach p < {g(level_m)} (alpha {alpha:g} over "
+                      f"{m} tests; its smallest p is {g(r['p_min'])}): no difference was detectable")
+        elif r["sd"] > 0:
+            detect = (f"this design had an 80% chance to detect a difference of {g(effect * r['sd'])} "
+                      f"{metric} or more (from the spread of the differences, {g(r['sd'])}, over {n} "
+                      f"units, alpha {alpha:g} over {m} tests)")
+        else:
+            detect = "the differences have no spread: the number of units, not the noise, limits this test"
+    return "indistinguishable", (f"{r['a']} and {r['b']} are not distinguishable on {r['where']} at this "
+                                 f"budget: difference {g(r['diff'])} {metric} ({ci}; exact sign-flip p = "
+                                 f"{g(r['p'])} over {over}, {holm_text}{no_t}); {detect}{fails}")
+
+
+def report_findings(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.DataFrame,
+                    budgets: dict[str, tuple[str | None, str | None]], *, level: float = 0.95,
+                    alpha: float = 0.05, tests: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Every task's findings: the recommendation (or why there is none), then the tests of families,
+    optimizers and regularizer sets.
 
     Args:
-        task: the task.
-        best: each family's compared arm on this task (rows of :func:`reports.stats.best_of` on the
-            equal-budget arms: ``ARM``, ``metric``, ``direction``, ``n``, ``mean``, ``ci_low``,
-            ``ci_high``, ``val_mean``, ``config``).
-        confirm: the confirm trials the report compares (``seed``, ``test`` and the ``ARM`` columns).
-        studies: the study frame (``task``, ``benchmark``, ``protocol``).
+        arms: :func:`reports.stats.arm_summary` rows of every arm.
+        family_best: each (task, family)'s compared arm (:func:`reports.stats.best_of` on the
+            equal-budget arms).
+        confirm: the confirm runs (:func:`reports.stats.confirm_trials`).
+        budgets: per task, ``(budget label, benchmark)``.
+        tests: :func:`comparisons` (computed here when not given).
 
     Returns:
-        Dicts with ``task``, ``kind`` (``recommendation``, ``difference``, ``indistinguishable`` or
-        ``not compared``), ``text`` (one sentence, the budget included), ``evidence`` and ``budget``.
+        Dicts with ``task``, ``kind`` (``recommendation``, ``no recommendation``, ``difference``,
+        ``indistinguishable``, ``not compared``), ``subject``, ``text``, ``evidence``, ``budget``.
     """
-    b = best[best["task"] == task]
-    if b.empty:
+    tests = comparisons(arms, family_best, confirm, level=level, alpha=alpha) if tests is None else tests
+    out: list[dict[str, Any]] = []
+    for task in sorted(set(arms["task"].astype(str))):
+        budget, bench = budgets.get(task, (None, None))
+        bud = {"budget": budget, "profile": bench}
+        suffix = f" [{budget_text(budget, bench)}]"
+        a = arms[arms["task"] == task]
+        metric = str(a["metric"].iloc[0])
+        t = tests[tests["task"] == task]
+        out += recommendation(task, family_best[family_best["task"] == task], t[t["question"] == "family"],
+                              metric, suffix, bud, level=level)
+        for question in QUESTIONS:
+            for _, r in t[t["question"] == question].iterrows():
+                kind, text = pair_sentence(r, metric, level=level, alpha=alpha)
+                evidence = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                            for k, v in r.items()}
+                evidence["metric"] = metric
+                out.append({"task": task, "kind": kind, "subject": question, "text": text + suffix,
+                            "evidence": evidence, "budget": bud})
+    return out
+
+
+def recommendation(task: str, best: pd.DataFrame, family_tests: pd.DataFrame, metric: str, suffix: str,
+                   bud: dict[str, Any], *, level: float) -> list[dict[str, Any]]:
+    """The one winner of a task by the selection rule, or no recommendation when the test metric
+    says another family beats it."""
+    if best.empty:
         return []
-    bud = budget(studies, task)
-    suffix = f" [{budget_text(bud)}]"
-    metric, direction = str(b["metric"].iloc[0]), str(b["direction"].iloc[0])
-    sign = 1 if direction == "maximize" else -1
-    key = b["val_mean"].astype(float).where(b["val_mean"].notna(), -math.inf * sign)
-    top = b.loc[(sign * key).idxmax()]
-    seeds = int(top["n"])
-    out = [{
-        "task": task, "kind": "recommendation",
-        "text": (f"On {task}, use {top['family']} ({arm_text(top)}): test {metric} {g(top['mean'])}"
-                 + (f" ({level:.0%} CI {g(top['ci_low'])}..{g(top['ci_high'])}, {seeds} seeds)" if seeds > 1
-                    else " (1 seed: no interval)")
-                 + f", chosen on its confirm validation {metric} {g(top['val_mean'])}" + suffix),
-        "evidence": {"family": top["family"], "optimizer": top["optimizer"],
-                     "regularizers": top["regularizers"], "config": top.get("config"), "metric": metric,
-                     "mean": top["mean"], "n": seeds, "ci": [top["ci_low"], top["ci_high"]],
-                     "val_mean": top["val_mean"]},
-        "budget": bud, "subject": "family",
-    }]
-    if len(b) < 2:
-        return out
-    table = pairwise(confirm, b, label="family", level=level, alpha=alpha)
-    ties = sorted({str(r["b"] if r["a"] == top["family"] else r["a"]) for _, r in table.iterrows()
-                   if top["family"] in (r["a"], r["b"]) and not r["significant"]})
+    order = ranked(best)
+    top = order.iloc[0]
+    n = int(top["n"])
+    evidence = {"family": top["family"], "optimizer": top["optimizer"], "regularizers": top["regularizers"],
+                "config": top.get("config"), "metric": metric, "mean": top["mean"], "n": n,
+                "unit_kind": top["unit_kind"], "ci": [top["ci_low"], top["ci_high"]],
+                "select_key": top["select_key"], "failed": int(top["failed"]), "runs": int(top["runs"])}
+    beaten = family_tests[(family_tests["b"] == str(top["family"])) & family_tests["significant"]]
+    if len(beaten):
+        r = beaten.sort_values("p_holm").iloc[0]
+        text = (f"On {task}, no family is recommended at this budget: the selection rule (confirm validation "
+                f"{metric}) chose {top['family']} ({g(top['select_key'])}), but {r['a']} beats it on test by "
+                f"{g(r['diff'])} {metric} (p = {g(r['p_holm'])} after Holm): validation and test disagree")
+        return [{"task": task, "kind": "no recommendation", "subject": "family", "text": text + suffix,
+                 "evidence": {**evidence, "beaten_by": r["a"]}, "budget": bud}]
+    ci = interval_text(top["ci_low"], top["ci_high"], n, level=level, spread=bool(top["spread"]), what="mean")
+    others = len(order) - 1
+    chosen = (f"chosen on its confirm validation {metric} {g(top['select_key'])}"
+              + (f", the best of {others + 1} families" if others else ", the only family"))
+    fails = failures_text(top["failed"], top["runs"])
+    text = (f"On {task}, use {top['family']} ({arm_text(top)}): test {metric} {g(top['mean'])} ({ci}, "
+            f"{units_text(n, str(top['unit_kind']))}), {chosen}" + (f"; {fails}" if fails else ""))
+    mine = family_tests[(family_tests["a"] == str(top["family"])) | (family_tests["b"] == str(top["family"]))]
+    ties = sorted({str(r["b"] if r["a"] == str(top["family"]) else r["a"]) for _, r in mine.iterrows()
+                   if not r["significant"]})
     if ties:
-        tied = f"; not distinguishable from {', '.join(ties)} at this budget"
-        out[0]["text"] = out[0]["text"].replace(suffix, tied + suffix)
-        out[0]["evidence"]["not_distinguishable_from"] = ties
-    out += pair_findings(table, task, metric, task, suffix, bud, level=level, alpha=alpha)
-    return out
+        text += f"; not distinguishable from {', '.join(ties)} at this budget"
+        evidence["not_distinguishable_from"] = ties
+    return [{"task": task, "kind": "recommendation", "subject": "family", "text": text + suffix,
+             "evidence": evidence, "budget": bud}]
 
 
-def pair_findings(table: pd.DataFrame, task: str, metric: str, where: str, suffix: str,
-                  bud: dict[str, Any], *, level: float, alpha: float,
-                  subject: str = "family") -> list[dict[str, Any]]:
-    """One finding per row of a :func:`reports.paired.pairwise` table: a difference that holds after
-    Holm, a pair not distinguishable at this budget, or a pair that cannot be compared."""
-    out = []
-    for _, r in table.iterrows():
-        evidence = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                    for k, v in r.items()}
-        evidence.update(metric=metric, subject=subject, where=where)
-        if r["n"] < 2:
-            kind = "not compared"
-            text = (f"{r['a']} and {r['b']} on {where} cannot be compared: {int(r['n'])} shared confirm "
-                    "seed(s), a paired comparison needs 2")
-        elif r["significant"]:
-            kind = "difference"
-            caveat = (f"; with {int(r['n'])} seeds this rests on the t distribution: an exact sign-flip "
-                      f"test cannot go below p = {g(r['p_perm_min'])}" if r["p_perm_min"] >= alpha else "")
-            text = (f"{r['a']} beats {r['b']} on {where} by {g(r['diff'])} {metric} ({level:.0%} CI "
-                    f"{g(r['ci_low'])}..{g(r['ci_high'])}, paired over {int(r['n'])} seeds, p = "
-                    f"{g(r['p_holm'])} after Holm{caveat})")
-        else:
-            kind = "indistinguishable"
-            unadjusted = (f", an interval not adjusted for the {len(table)} comparisons"
-                          if r["ci_low"] > 0 else "")
-            text = (f"{r['a']} and {r['b']} are not distinguishable on {where} at this budget: difference "
-                    f"{g(r['diff'])} {metric} ({level:.0%} CI {g(r['ci_low'])}..{g(r['ci_high'])}"
-                    f"{unadjusted}, paired over {int(r['n'])} seeds, p = {g(r['p_holm'])} after Holm)")
-        out.append({"task": task, "kind": kind, "subject": subject, "text": text + suffix,
-                    "evidence": evidence, "budget": bud})
-    return out
-
-
-def method_findings(task: str, arms: pd.DataFrame, confirm: pd.DataFrame, studies: pd.DataFrame, *,
-                    level: float = 0.95, alpha: float = 0.05) -> list[dict[str, Any]]:
-    """Optimizers compared within each family of ``task`` (each optimizer's best arm over its
-    regularizer sets, chosen on tuning data), then regularizer sets within each family and optimizer;
-    each table Holm-corrected on its own.
-
-    Args:
-        arms: :func:`reports.stats.arm_summary` rows of every arm (all tasks).
-    """
-    from reports.stats import best_of
-
-    a = arms[arms["task"] == task]
-    if a.empty:
-        return []
-    bud = budget(studies, task)
-    suffix = f" [{budget_text(bud)}]"
-    metric = str(a["metric"].iloc[0])
-    optimizers: list[dict[str, Any]] = []
-    regularizers: list[dict[str, Any]] = []
-    for family, fa in a.groupby("family", sort=True):
-        best = best_of(fa, ["task", "family", "optimizer"])
-        if len(best) >= 2:
-            table = pairwise(confirm, best, label="optimizer", level=level, alpha=alpha)
-            optimizers += pair_findings(table, task, metric, f"{task} / {family}", suffix, bud, level=level,
-                                        alpha=alpha, subject="optimizer")
-        for optimizer, fo in fa.groupby("optimizer", sort=True):
-            if fo["regularizers"].nunique() < 2:
-                continue
-            table = pairwise(confirm, fo, label="regularizers", level=level, alpha=alpha)
-            regularizers += pair_findings(table, task, metric, f"{task} / {family} / {optimizer}", suffix,
-                                          bud, level=level, alpha=alpha, subject="regularizers")
-    return optimizers + regularizers
+def winners(findings: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Per task, the family its recommendation names (none for a task without one)."""
+    return {f["task"]: str(f["evidence"]["family"]) for f in findings if f["kind"] == "recommendation"}

@@ -39,7 +39,8 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns of the trial frame, in order (every row has all of them; missing values are None/NaN).
 TRIAL_COLUMNS = (
     "uid", "source", "study", "benchmark", "task", "family", "optimizer", "regularizers", "arm",
-    "number", "state", "phase", "chosen", "config", "space", "value", "seed", "status", "result", "error",
+    "number", "state", "phase", "chosen", "config", "space", "study_index", "studies", "budget", "fixed",
+    "value", "seed", "status", "result", "error",
     "metric", "direction", "target", "ideal", "baseline", "low", "high", "test", "val", "train",
     "lr", "batch_size", "activation", "params", "optuna_params",
     "epochs", "epochs_run", "steps", "n_params", "wall_s", "fit_s", "samples_per_s", "samples",
@@ -190,6 +191,26 @@ def chosen_candidate(record: dict[str, Any], study_attrs: dict[str, Any], phase:
     return candidate is None or choice is None or candidate == choice
 
 
+def budget_label(protocol: dict[str, Any], epochs: Any) -> str | None:
+    """What an arm's budget was, as the report tells budgets apart: ``20 epochs, 4 trials, 8 studies x
+    1 seed, space core`` (the parts recorded; ``None`` when nothing is). Arms whose labels differ are
+    never pooled nor compared (:func:`reports.stats.separate_arms`)."""
+    parts = []
+    ep = _num(epochs if epochs is not None else protocol.get("epochs"))
+    if math.isfinite(ep):
+        parts.append(f"{int(ep)} epochs")
+    if protocol.get("tune_trials") is not None:
+        parts.append(f"{protocol['tune_trials']} trials")
+    if protocol.get("confirm_seeds") is not None:
+        n, k = int(protocol.get("studies") or 1), int(protocol["confirm_seeds"])
+        parts.append(f"{n} {'study' if n == 1 else 'studies'} x {k} {'seed' if k == 1 else 'seeds'}")
+    if protocol.get("confirm_candidates") is not None:
+        parts.append(f"{protocol['confirm_candidates']} candidates")
+    if protocol.get("space") is not None:
+        parts.append(f"space {protocol['space']}")
+    return ", ".join(parts) or None
+
+
 def config_label(record: dict[str, Any]) -> str | None:
     """What a confirm run re-runs: ``defaults`` or ``tuned #N`` (the tuning trial), ``None`` if unknown."""
     if record.get("phase") != "confirm" or record.get("candidate") is None:
@@ -248,6 +269,8 @@ def trial_row(
     versions = _dict(rec.get("versions"))
     regs = pick("regularizers")
     scale = _dict(_dict(rec.get("task_info")).get("scale"))
+    protocol = _dict(attrs.get("protocol"))
+    fixed = _dict(attrs.get("fixed_params"))
     bound = {side: (_num(scale[side]) if scale.get(side) is not None else inf) if scale else math.nan
              for side, inf in (("low", -math.inf), ("high", math.inf))}
     return {
@@ -266,6 +289,10 @@ def trial_row(
         "chosen": chosen_candidate(rec, attrs, phase or rec.get("phase") or "tune", number),
         "config": config_label(rec),
         "space": rec.get("space"),
+        "study_index": int(_num(pick("study_index"))) if math.isfinite(_num(pick("study_index"))) else 0,
+        "studies": int(protocol.get("studies") or 1),
+        "budget": budget_label(protocol, rec.get("epochs")),
+        "fixed": ", ".join(f"{k}={v}" for k, v in sorted(fixed.items())) or None,
         "value": _num(value),
         "seed": rec.get("seed"),
         "status": rec.get("status") or ("failed" if state == "FAIL" else None),

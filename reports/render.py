@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from reports import figures, stats
-from reports.findings import method_findings, task_findings
+from reports.findings import comparisons, report_findings, units_text
 from reports.load import ReportData, load
 
 Block = dict[str, Any]
@@ -111,9 +111,13 @@ def kv_table(items: Sequence[tuple[str, Any]], caption: str = "") -> Block:
 
 
 def ci_text(row: pd.Series) -> str:
-    if not math.isfinite(float(row["half_width"])):
-        return "1 seed: no interval" if int(row["n"]) == 1 else "- (n < 2)"
-    return f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+    """An arm's test interval as the leaderboard shows it, or why there is none (the same rules as
+    the findings: fewer than 6 units give no exact 95% interval; no spread is said)."""
+    n = int(row["n"])
+    if not (math.isfinite(float(row["ci_low"])) and math.isfinite(float(row["ci_high"]))):
+        return f"none from {n} unit{'s' if n != 1 else ''} (needs 6)"
+    interval = f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+    return f"{interval} (no spread)" if not row.get("spread", True) else interval
 
 
 def arm_label(row: pd.Series) -> str:
@@ -131,9 +135,14 @@ class Context:
     level: float = 0.95
     alpha: float = 0.05
 
+    @cached_property
+    def separated(self) -> tuple[pd.DataFrame, list[str]]:
+        """The trials with budgets and sources told apart (:func:`reports.stats.separate_arms`)."""
+        return stats.separate_arms(self.data.trials)
+
     @property
     def trials(self) -> pd.DataFrame:
-        return self.data.trials
+        return self.separated[0]
 
     @cached_property
     def confirm(self) -> pd.DataFrame:
@@ -141,7 +150,7 @@ class Context:
 
     @cached_property
     def arms(self) -> pd.DataFrame:
-        """Per arm: confirm numbers plus ``tune_best_val`` from the tuning trials (the selection key)."""
+        """Per arm: confirm numbers (failures scored), the selection key, ``tune_best_val``."""
         return stats.arm_summary(self.confirm, level=self.level, tuning=self.trials)
 
     @cached_property
@@ -188,23 +197,32 @@ class Context:
         unranked = sorted(set(compared["family"].astype(str)) - set(best["family"].astype(str)))
         bad = compared[stats.selection_keys(compared)["selected_on"].isna()]
         if unranked:
-            blocks.append(note(f"Not ranked: {join_and(unranked)} (no tuning or confirm validation value "
-                               "on the arms compared, and the test metric never chooses)."))
+            blocks.append(note(f"Not ranked: {join_and(unranked)} (no confirm validation value on the arms "
+                               "compared, and the test metric never chooses)."))
         bad = bad[~bad["family"].astype(str).isin(unranked)]
         if len(bad):
-            blocks.append(note("Not eligible to be chosen (no tuning or confirm validation value): "
+            blocks.append(note("Not eligible to be chosen (no confirm validation value): "
                                + ", ".join(f"{r['family']} {arm_label(r)}" for _, r in bad.iterrows()) + "."))
         return blocks
 
     @cached_property
+    def tests(self) -> pd.DataFrame:
+        """Every paired test, Holm-corrected per question (:func:`reports.findings.comparisons`)."""
+        return comparisons(self.arms, self.family_best, self.confirm, level=self.level, alpha=self.alpha)
+
+    @cached_property
     def findings(self) -> list[dict[str, Any]]:
-        """Every task's findings (:func:`reports.findings.task_findings`), also ``findings.json``."""
-        out: list[dict[str, Any]] = []
-        for task in self.tasks:
-            out += task_findings(task, self.family_best, self.confirm, self.data.studies,
-                                 level=self.level, alpha=self.alpha)
-            out += method_findings(task, self.arms, self.confirm, self.data.studies,
-                                   level=self.level, alpha=self.alpha)
+        """Every task's findings (:func:`reports.findings.report_findings`), also ``findings.json``."""
+        return report_findings(self.arms, self.family_best, self.confirm, self.budgets, level=self.level,
+                               alpha=self.alpha, tests=self.tests)
+
+    @cached_property
+    def budgets(self) -> dict[str, tuple[str | None, str | None]]:
+        """Per task: its budget label and benchmark names (joined when several)."""
+        out = {}
+        for task, g in self.trials.groupby("task", sort=True):
+            budget, bench = ({str(v) for v in g[col].dropna()} for col in ("budget", "benchmark"))
+            out[str(task)] = (", ".join(sorted(budget)) or None, ", ".join(sorted(bench)) or None)
         return out
 
     @cached_property
@@ -253,13 +271,30 @@ def section(slug: str, title: str) -> Callable[[SectionFn], SectionFn]:
 def findings_section(ctx: Context) -> list[Block]:
     if ctx.confirm.empty:
         return [note("No completed confirm trials: no finding can be stated yet.")]
+    kinds = sorted({str(k) for k in ctx.arms["unit_kind"].dropna()})
+    unit = ("a unit is one study (an independent tuning run of the arm, with its own sampler stream and "
+            "tuning seed, confirmed on its own seeds; its value is the mean over them), so tuning luck is "
+            "inside every interval" if kinds == ["study"] else
+            "a unit is one confirm seed of the arm's single tuning study, so the intervals cover "
+            "initialisation and batch order but not tuning luck (run studies: 3 or more for that)"
+            if kinds == ["seed"] else "a unit is a study where an arm ran several, else a confirm seed")
+    m = {q: int(ctx.tests.loc[ctx.tests["question"] == q, "m"].max()) if (ctx.tests["question"] == q).any()
+         else 0 for q in ("family", "optimizer", "regularizers")}
     blocks: list[Block] = [text(
-        f"What the data support, per task. Families, then the optimizers within each family (each "
-        f"optimizer's best arm), then the regularizer sets within each family and optimizer, are compared "
-        f"on their per-seed differences over the shared confirm seeds (paired Student-t test and "
-        f"{ctx.level:.0%} interval on the differences, Holm's correction across the pairs of each "
-        f"comparison, alpha {ctx.alpha:g}); a family is recommended on its confirm validation metric and "
-        f"reported on test. Each finding states the budget it holds for.")]
+        f"What the data support, per task. Families (each family's best arm among the arms they share), "
+        f"then the optimizers within each family (each optimizer's best arm), then the regularizer sets "
+        f"within each family and optimizer, are compared on their paired per-unit differences: {unit}. A "
+        f"failed or diverged run counts, scored at the task's worst value. The exact two-sided sign-flip "
+        f"test decides (no normality assumed; its smallest p is 2 / 2^n, so 6 units are needed for p < "
+        f"0.05), its inversion gives the {ctx.level:.0%} interval, and Holm's correction runs over every "
+        f"test of one question in this report ({m['family']} of families, {m['optimizer']} of "
+        f"optimizers, {m['regularizers']} of regularizer sets; alpha {ctx.alpha:g}). A difference that "
+        f"holds gives P(A > B) over the paired runs with a bootstrap interval over units; a pair that "
+        f"does not gives the smallest difference this design had an 80% chance to detect. One rule "
+        f"chooses every arm and the winner: the confirm validation mean (the test metric is reported, "
+        f"never used to choose); the leaderboard ranks by it. Each finding states its budget.")]
+    for line in ctx.separated[1]:
+        blocks.append(note(line))
     heads = {"optimizer": "Optimizers, within each family:",
              "regularizers": "Regularizer sets, within each family and optimizer:"}
     for task in ctx.tasks:
@@ -398,12 +433,12 @@ def leaderboard(ctx: Context) -> list[Block]:
         return [note(f"No completed confirm trials: the leaderboard compares confirm re-runs only "
                      f"({n_tune} tuning trials exist).")]
     blocks = [text(f"Each family's best arm (optimizer / regularizers) among the arms the task's families "
-                   f"have in common, chosen on tuning data: the tuning validation metric of the params the "
-                   f"arm stands for (its defaults or its best tuning trial, whichever did better on the "
-                   f"confirm seeds' validation: 'params of'; an arm without a tuning value: the mean "
-                   f"validation metric of its confirm seeds; the test metric never chooses). Numbers are "
-                   f"the test metric over the confirm seeds, mean and {ctx.level:.0%} Student-t "
-                   f"interval, clipped to the metric's bounds (accuracy never above 1).")]
+                   f"have in common, ranked by the one selection rule of the report: the mean validation "
+                   f"metric of the arm's confirm units (failed runs scored at the task's worst value); rank "
+                   f"1 is the family the findings recommend, unless the test metric says another beats it. "
+                   f"'params of': what the confirm runs re-run (with one study). Numbers are the test "
+                   f"metric over the confirm units: mean and the exact {ctx.level:.0%} interval (the "
+                   f"sign-flip test inverted, within the metric's bounds; none below 6 units).")]
     best = ctx.family_best
     for task in ctx.tasks:
         _, direction, _ = ctx.task_info(task)
@@ -415,11 +450,12 @@ def leaderboard(ctx: Context) -> list[Block]:
                                ctx.arms[ctx.arms["task"] == task].empty else
                                "No arm of this task has a validation value to be chosen by."))
             continue
-        b = b.sort_values("mean", ascending=direction != "maximize")
+        b = stats.ranked(b)
         rows = [{"rank": i + 1, "family": r["family"], "best arm": arm_label(r), "params of": r["config"],
-                 "chosen on": stats.SELECTED_ON[r["selected_on"]], "chosen val": r["select_key"],
-                 "n": r["n"] if not r["failed"] else f"{r['n']} ({r['failed']} of {r['runs']} seeds failed)",
-                 "mean": r["mean"], f"{ctx.level:.0%} CI": ci_text(r), "std": r["std"],
+                 "confirm val (chooses)": r["select_key"],
+                 "units": units_text(int(r["n"]), str(r["unit_kind"])),
+                 "failed runs": f"{r['failed']} of {r['runs']}" if r["failed"] else "",
+                 "test mean": r["mean"], f"{ctx.level:.0%} CI": ci_text(r), "std": r["std"],
                  "params": r["n_params"], "train time s": r["fit_s"], "energy kWh": r["energy_kwh"]}
                 for i, (_, r) in enumerate(b.iterrows())]
         blocks.append(table(pd.DataFrame(rows)))
@@ -509,7 +545,7 @@ def optimizers(ctx: Context) -> list[Block]:
         shown = set(zip(b["family"].astype(str), b["optimizer"].astype(str), strict=True))
         left = sorted({(str(f), str(o)) for f, o in zip(a["family"], a["optimizer"], strict=True)} - shown)
         if left:
-            blocks.append(note("Not shown (no tuning or confirm validation value to choose an arm by; the "
+            blocks.append(note("Not shown (no confirm validation value to choose an arm by; the "
                                "test metric never chooses): " + ", ".join(f"{f} {o}" for f, o in left) + "."))
         b = b.sort_values(["family", "mean"], ascending=[True, direction != "maximize"])
         trials = ctx.best_trials(b) if len(b) else ctx.confirm.iloc[0:0]
@@ -682,12 +718,15 @@ def devices(ctx: Context) -> list[Block]:
     c = ctx.confirm
     if c.empty:
         return [note(f"{len(machines)} machines in the data but no completed confirm trials to compare.")]
-    c = stats.to_target(c).assign(kwh_1k=lambda d: stats.per_1k_samples(d))
-    g = c.groupby([*stats.ARM, "machine"], dropna=False).agg(
+    # the same arm at the same budget, whichever source it came from (sources are told apart in the
+    # family label elsewhere: stats.separate_arms)
+    same = ["task", "family", "optimizer", "regularizers"]
+    c = stats.to_target(c).assign(kwh_1k=lambda d: stats.per_1k_samples(d), family=c["family_name"])
+    g = c.groupby([*same, "machine"], dropna=False).agg(
         n=("uid", "count"), samples_per_s=("samples_per_s", "mean"),
         time_to_target_s=("time_to_target_s", "mean"), kwh_1k=("kwh_1k", "mean"),
         test=("test", "mean")).reset_index()
-    shared = g.groupby(stats.ARM, dropna=False)["machine"].transform("nunique") >= 2
+    shared = g.groupby(same, dropna=False)["machine"].transform("nunique") >= 2
     g = g[shared]
     blocks = [text(f"Machines (device: model): {', '.join(machines)}. Same arms, confirm trials, means per "
                    "machine; energy per 1,000 training samples = kWh / (samples/s x fit time) x 1,000.")]

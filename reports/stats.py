@@ -1,13 +1,21 @@
 """Statistics of the report: pure functions from frames to frames (no plotting, no I/O).
 
-Conventions: an *arm* is (task, family, optimizer, regularizers) and is the same arm whichever
-benchmark or machine ran it; the numbers compared are those of the CONFIRM trials (the best tuned
-params re-run with several seeds); ``direction`` is ``maximize`` or ``minimize`` per task.
+Conventions: an *arm* is (task, family, optimizer, regularizers); the numbers compared are those
+of the CONFIRM runs (each study's chosen params re-run on the confirm seeds); ``direction`` is
+``maximize`` or ``minimize`` per task.
 
-Which arm represents a group is chosen on tuning-phase data only (:func:`tune_best_val`,
-:func:`best_of`), never on the test metric; families of a task are compared on the arms they all ran
-(:func:`common_arms`, :func:`equal_budget`), so a family tuned over four arms is not set against one
-tuned over one by its best of four.
+* **Failures count** (:func:`confirm_trials`): a confirm run that failed or diverged is a result,
+  scored at the task's worst value (:func:`worst_values`), never dropped.
+* **Units** (:func:`confirm_units`): with ``studies >= 2`` an arm's independent unit is a study (the
+  mean over its seeds), else a seed; intervals (:func:`reports.paired.sign_flip_interval`) and tests
+  run over units, so tuning luck is inside them when there are several studies.
+* **One selection rule** (:func:`selection_keys`, :func:`best_of`): an arm is chosen on the mean
+  validation metric of its confirm units (failures scored too), never on the test metric it reports;
+  the leaderboard, the findings and every "best arm" use it.
+* **Nothing pooled that differs** (:func:`separate_arms`): arms of one task run with different
+  budgets are told apart as tasks (``mnist1d [20 epochs, ...]``), the same arm from several sources
+  or with other fixed params as families (``mlp [runs/a]``), so they are never averaged together and
+  only compared where the budget is equal.
 """
 
 from __future__ import annotations
@@ -21,14 +29,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from reports.paired import no_spread, sign_flip_interval
+
 ARM = ["task", "family", "optimizer", "regularizers"]
 
 
 def mean_ci(df: pd.DataFrame, by: Sequence[str], value: str, *, level: float = 0.95) -> pd.DataFrame:
-    """Mean and two-sided Student-t confidence interval of ``value`` per group.
+    """Mean and two-sided Student-t confidence interval of ``value`` per group (descriptive; the
+    report's intervals are :func:`exact_ci`).
 
     Args:
-        df: one row per observation (e.g. one confirm trial per seed).
+        df: one row per observation.
         by: grouping columns.
         value: the column to summarize; non-finite values are left out.
         level: confidence level in (0, 1), default 0.95.
@@ -54,17 +65,35 @@ def mean_ci(df: pd.DataFrame, by: Sequence[str], value: str, *, level: float = 0
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "std", "half_width", "ci_low", "ci_high"])
 
 
+def exact_ci(df: pd.DataFrame, by: Sequence[str], value: str, *, level: float = 0.95) -> pd.DataFrame:
+    """Mean and the inverted sign-flip interval (:func:`reports.paired.sign_flip_interval`) of
+    ``value`` per group: distribution-free, infinite below 6 values at 95%, a point when every value
+    is the same (``spread`` False).
+
+    Returns:
+        One row per group: ``by`` columns, ``n``, ``mean``, ``std`` (ddof 1, NaN for one value),
+        ``spread``, ``ci_low``, ``ci_high``, ``half_width`` (half the interval's width).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level=}")
+    by = list(by)
+    cols = [*by, "n", "mean", "std", "spread", "ci_low", "ci_high", "half_width"]
+    rows = []
+    clean = df[np.isfinite(pd.to_numeric(df[value], errors="coerce").astype(float))]
+    for key, g in clean.groupby(by, sort=True, dropna=False):
+        x = g[value].astype(float).to_numpy()
+        low, high = sign_flip_interval(x, level=level)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key, strict=True)), "n": len(x), "mean": float(x.mean()),
+                     "std": float(x.std(ddof=1)) if len(x) > 1 else math.nan,
+                     "spread": not no_spread(x), "ci_low": low, "ci_high": high,
+                     "half_width": (high - low) / 2})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def better(a: float, b: float, direction: str) -> bool:
     """Whether ``a`` is strictly better than ``b`` for ``direction``."""
     return a > b if direction == "maximize" else a < b
-
-
-def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """COMPLETE confirm trials of the candidate each arm stands for (``chosen``), with a finite test
-    value: the numbers the report compares."""
-    ok = (trials["phase"] == "confirm") & (trials["state"] == "COMPLETE") & of_chosen(trials)
-    ok &= np.isfinite(trials["test"].astype(float))
-    return trials[ok]
 
 
 def of_chosen(trials: pd.DataFrame) -> pd.Series:
@@ -75,48 +104,102 @@ def of_chosen(trials: pd.DataFrame) -> pd.Series:
     return trials["chosen"].map(lambda c: c is not False and c is not np.False_).astype(bool)
 
 
-def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per arm, its confirm runs that ran and how many of them failed (a failure is a result).
+def worst_values(trials: pd.DataFrame) -> pd.Series:
+    """Per task, the score a failed run gets: the worst bound of its metric where that is finite
+    (accuracy 0; ``low`` for metrics to maximize, ``high`` to minimize); for an unbounded metric
+    (RMSE) the worse of the task's trivial-predictor ``baseline`` and the worst finite value any of
+    its trials reached, on test or validation. NaN when nothing is known."""
+    out = {}
+    for task, g in trials.groupby("task", sort=True):
+        direction = g["direction"].dropna()
+        low_is_good = len(direction) > 0 and direction.iloc[0] == "minimize"
+        side = "high" if low_is_good else "low"
+        bound = pd.to_numeric(g[side] if side in g else pd.Series(dtype=float), errors="coerce")
+        bound = bound.astype(float).dropna()
+        if len(bound) and np.isfinite(bound.iloc[0]):
+            out[task] = float(bound.iloc[0])
+            continue
+        seen = pd.to_numeric(pd.concat([g["test"], g["val"], g.get("baseline", pd.Series(dtype=float))]),
+                             errors="coerce").astype(float)
+        seen = seen[np.isfinite(seen)]
+        out[task] = (float(seen.max()) if low_is_good else float(seen.min())) if len(seen) else math.nan
+    return pd.Series(out, dtype=float)
 
-    Confirm runs of the candidate the arm stands for (``chosen``) that have a record (``started_at``;
-    a trial killed before it recorded anything was requeued and is not a result) that is a result
-    (``result``, :func:`suite.records.is_result`): ``failed`` counts
-    those with status ``failed`` or ``diverged`` or without a finite test value, ``runs`` all of them.
+
+def confirm_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The confirm runs the report compares, failures included and scored.
+
+    Confirm runs of the candidate each study stands for (``chosen``) that are results: COMPLETE, or
+    FAIL with a record (``started_at``) that is a result (``result``: an interrupted run, or one
+    the disk failed, is redone and is not a failed run). A run that failed or diverged, or has no
+    finite test value, is ``failed``: its ``test`` and ``val`` are the task's worst value
+    (:func:`worst_values`; ``test_raw`` keeps what was recorded). ``unit`` is the arm's independent
+    unit: the study index with two or more studies, else the seed.
+    """
+    extra = ["failed", "test_raw", "unit"]
+    if trials.empty:
+        return trials.assign(**{c: pd.Series(dtype=object) for c in extra})
+    ok = (trials["phase"] == "confirm") & trials["state"].isin(("COMPLETE", "FAIL")) & of_chosen(trials)
+    if "started_at" in trials:
+        ok &= trials["started_at"].notna() | (trials["state"] == "COMPLETE")
+    if "result" in trials:
+        ok &= trials["result"].map(lambda r: r is not False and r is not np.False_).astype(bool)
+    t = trials[ok].copy()
+    status = t["status"] if "status" in t else pd.Series(None, index=t.index, dtype=object)
+    test = pd.to_numeric(t["test"], errors="coerce").astype(float)
+    failed = status.isin(("failed", "diverged")) | (t["state"] == "FAIL") | ~np.isfinite(test)
+    worst = t["task"].map(worst_values(trials)).astype(float)
+    t["failed"] = failed.to_numpy()
+    t["test_raw"] = test
+    t["test"] = np.where(failed, worst, test)
+    val = pd.to_numeric(t["val"], errors="coerce").astype(float)
+    t["val"] = np.where(failed, worst, val)
+    studies = pd.to_numeric(t.get("studies", pd.Series(1, index=t.index)), errors="coerce").fillna(1)
+    index = pd.to_numeric(t.get("study_index", pd.Series(0, index=t.index)), errors="coerce").fillna(0)
+    seed = t["seed"] if "seed" in t else pd.Series(range(len(t)), index=t.index)
+    t["unit"] = np.where(studies >= 2, "study " + (index.astype(int) + 1).astype(str),
+                         "seed " + seed.astype(str))
+    return t
+
+
+def confirm_failures(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, its confirm runs (:func:`confirm_trials`) and how many of them failed.
 
     Returns:
         ``ARM`` columns, ``runs``, ``failed`` (one row per arm with at least one run).
     """
     cols = [*ARM, "runs", "failed"]
-    if trials.empty:
+    runs = confirm_trials(trials)
+    if runs.empty:
         return pd.DataFrame(columns=cols)
-    ok = (trials["phase"] == "confirm") & trials["state"].isin(("COMPLETE", "FAIL")) & of_chosen(trials)
-    if "started_at" in trials:
-        ok &= trials["started_at"].notna()
-    if "result" in trials:  # an interrupted run, or one the disk failed, is redone: not a failed run
-        ok &= trials["result"].astype(bool)
-    t = trials[ok]
-    status = t["status"] if "status" in t else pd.Series(None, index=t.index, dtype=object)
-    bad = status.isin(("failed", "diverged")) | ~np.isfinite(pd.to_numeric(t["test"], errors="coerce")
-                                                             .astype(float))
-    out = t.assign(failed=bad.astype(int)).groupby(ARM, dropna=False).agg(
+    out = runs.assign(failed=runs["failed"].astype(int)).groupby(ARM, dropna=False).agg(
         runs=("failed", "size"), failed=("failed", "sum")).reset_index()
     return out[cols]
 
 
-def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per arm, the tuning validation value of the params it stands for: the selection key of
-    :func:`best_of`.
+def confirm_units(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arm, unit) of :func:`confirm_trials` runs: ``test`` and ``val`` (means over the
+    unit's runs, failures scored), ``runs``, ``failed``."""
+    cols = [*ARM, "unit", "test", "val", "runs", "failed"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    g = runs.assign(failed=runs["failed"].astype(int)).groupby([*ARM, "unit"], dropna=False)
+    out = g.agg(test=("test", "mean"), val=("val", "mean"), runs=("test", "size"),
+                failed=("failed", "sum")).reset_index()
+    return out[cols]
 
-    Only tuning-phase data: trials with phase ``tune``, state ``COMPLETE`` and a finite ``val`` (the
-    record's validation primary metric). When the arm's study chose a confirm candidate (column
-    ``chosen`` True on one tuning trial: the defaults or the best, by confirm validation) it is that
-    trial's value, so an arm that stands for its defaults is not ranked by a lucky other trial;
-    otherwise the best: the largest value when the arm's ``direction`` (its first recorded one) is
-    ``maximize``, the smallest when it is ``minimize``. Test values are never read.
+
+def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, the tuning validation value of the params it stands for (what chose them within
+    each study), averaged over its studies: the left side of :func:`selection_optimism`.
+
+    Only tuning-phase data: trials with phase ``tune``, state ``COMPLETE`` and a finite ``val``. In
+    each study it is the value of the tuning trial the study chose (``chosen`` True) when it chose
+    one, otherwise its best. Test values are never read.
 
     Returns:
         One row per arm that has such a trial: ``ARM`` columns, ``tune_best_val``, ``n_tune`` (the
-        complete tuning trials with a finite ``val``). Arms without one are absent.
+        complete tuning trials with a finite ``val``, all studies).
     """
     cols = [*ARM, "tune_best_val", "n_tune"]
     if trials.empty:
@@ -124,16 +207,20 @@ def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
     val = pd.to_numeric(trials["val"], errors="coerce").astype(float)
     ok = (trials["phase"] == "tune") & (trials["state"] == "COMPLETE") & np.isfinite(val)
     t = trials[ok].assign(val=val[ok])
+    if "study" not in t:
+        t = t.assign(study="")
     rows = []
     for key, g in t.groupby(ARM, sort=True, dropna=False):
         direction = g["direction"].dropna()
         low = len(direction) > 0 and direction.iloc[0] == "minimize"
-        chosen = g[g["chosen"].map(lambda c: c is True or c is np.True_)] if "chosen" in g else g.iloc[0:0]
-        value = chosen["val"].iloc[0] if len(chosen) else (g["val"].min() if low else g["val"].max())
-        rows.append({**dict(zip(ARM, key, strict=True)), "tune_best_val": float(value), "n_tune": len(g)})
+        values = []
+        for _, s in g.groupby(["source", "study"] if "source" in g else ["study"], sort=True, dropna=False):
+            chosen = s[s["chosen"].map(lambda c: c is True or c is np.True_)] if "chosen" in s else s.iloc[:0]
+            best = s["val"].min() if low else s["val"].max()
+            values.append(chosen["val"].iloc[0] if len(chosen) else best)
+        rows.append({**dict(zip(ARM, key, strict=True)), "tune_best_val": float(np.mean(values)),
+                     "n_tune": len(g)})
     return pd.DataFrame(rows, columns=cols)
-
-
 def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
     """Per arm, the best tuning validation value so far against the number of tuning trials run.
 
@@ -182,51 +269,63 @@ def selection_optimism(summary: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
+
+
 def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
                 tuning: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per arm of the confirm trials: test mean and CI over seeds, validation, cost.
+    """One row per arm of the confirm runs (:func:`confirm_trials`, failures scored): test mean and
+    exact interval over units, the selection key, failures and cost.
 
     Args:
-        confirm: the confirm trials (:func:`confirm_trials`); they give every reported number.
+        confirm: the confirm runs; they give every reported number.
         level: confidence level of the test-mean interval.
-        tuning: a trial frame (all phases may be in it) whose tuning trials give ``tune_best_val``
-            (:func:`tune_best_val`); ``None``: that column is NaN for every arm.
+        tuning: a trial frame whose tuning trials give ``tune_best_val`` (:func:`tune_best_val`);
+            ``None``: that column is NaN for every arm.
 
-    Columns: ``ARM``, ``metric``, ``direction``, ``n``, ``mean``, ``std``, ``half_width``,
-    ``config`` (what the confirm runs re-run: ``defaults`` or ``tuned #N``; None when unknown),
-    ``ci_low``, ``ci_high`` (test primary metric), ``val_mean`` (confirm seeds' mean validation
-    metric), ``tune_best_val`` and ``n_tune`` (validation value of the arm's best complete tuning
-    trial and how many there were: the selection key of :func:`best_of`), ``gap_mean``, ``n_params``
-    (median), ``fit_s`` (mean seconds), ``samples_per_s`` (mean), ``energy_kwh`` and
-    ``emissions_kg`` (mean per trial), ``time_to_target_s`` and ``energy_to_target_kwh`` (mean over
-    the seeds that reached the target), ``reached`` (how many seeds reached it), and the task's
-    declared ``ideal``, ``baseline``, ``low``, ``high`` (NaN when its records declare none). The
-    t interval is clipped to ``[low, high]`` (a mean of accuracies has no value above 1): where it
-    was, ``clipped`` is True.
+    Columns: ``ARM``, ``metric``, ``direction``, ``n`` (units), ``unit_kind`` (``study`` or
+    ``seed``), ``n_runs``, ``mean``, ``std``, ``spread``, ``half_width``, ``ci_low``, ``ci_high``
+    (test, over units: :func:`exact_ci`, clipped to ``[low, high]``: where it was, ``clipped``;
+    NaN when the units are too few for an interval to exist),
+    ``config`` (``defaults`` or ``tuned #N`` with one study; None when unknown or several),
+    ``val_mean`` (mean validation over units, failures scored: the selection key), ``tune_best_val``
+    and ``n_tune``, ``runs`` and ``failed`` (confirm runs and how many failed), ``gap_mean``,
+    ``n_params`` (median), ``fit_s`` (mean seconds), ``samples_per_s`` (mean), ``energy_kwh`` and
+    ``emissions_kg`` (mean per run), ``time_to_target_s`` and ``energy_to_target_kwh`` (mean over the
+    runs that reached the target), ``reached`` (how many runs reached it), and the task's declared
+    ``ideal``, ``baseline``, ``low``, ``high``.
     """
-    cols = [*ARM, "metric", "direction", "ideal", "baseline", "low", "high", "clipped", "config", "n", "mean",
-            "std", "half_width", "ci_low", "ci_high",
+    cols = [*ARM, "metric", "direction", "ideal", "baseline", "low", "high", "clipped", "config", "n",
+            "unit_kind", "n_runs", "mean", "std", "spread", "half_width", "ci_low", "ci_high",
             "val_mean", "tune_best_val", "n_tune", "runs", "failed", "gap_mean", "n_params", "fit_s",
             "samples_per_s", "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh",
             "reached"]
     if confirm.empty:
         return pd.DataFrame(columns=cols)
-    ci = mean_ci(confirm, ARM, "test", level=level)
+    if "unit" not in confirm:  # plain confirm rows (tests, older callers): one unit per seed
+        confirm = confirm.assign(unit="seed " + confirm["seed"].astype(str), failed=False)
+    units = confirm_units(confirm)
+    ci = exact_ci(units, ARM, "test", level=level)
+    val = units.groupby(ARM, dropna=False)["val"].mean().rename("val_mean").reset_index()
     tt = to_target(confirm)
     if "config" not in tt:
         tt = tt.assign(config=None)
     tt = tt.assign(**{c: np.nan for c in ("ideal", "baseline", "low", "high") if c not in tt})
     agg = tt.groupby(ARM, dropna=False).agg(
-        metric=("metric", "first"), direction=("direction", "first"), val_mean=("val", "mean"),
-        config=("config", "first"), ideal=("ideal", "first"), baseline=("baseline", "first"),
-        low=("low", "first"), high=("high", "first"),
+        metric=("metric", "first"), direction=("direction", "first"),
+        config=("config", lambda c: c.iloc[0] if c.nunique(dropna=False) == 1 else None),
+        ideal=("ideal", "first"), baseline=("baseline", "first"), low=("low", "first"),
+        high=("high", "first"), n_runs=("test", "size"), runs=("test", "size"),
+        failed=("failed", lambda f: int(np.sum(f.astype(bool)))),
+        unit_kind=("unit", lambda u: str(u.iloc[0]).split(" ")[0]),
         gap_mean=("gap_final", "mean"), n_params=("n_params", "median"), fit_s=("fit_s", "mean"),
         samples_per_s=("samples_per_s", "mean"), energy_kwh=("energy_kwh", "mean"),
         emissions_kg=("emissions_kg", "mean"), time_to_target_s=("time_to_target_s", "mean"),
         energy_to_target_kwh=("energy_to_target_kwh", "mean"), reached=("reached", "sum"),
     ).reset_index()
-    out = ci.merge(agg, on=ARM, how="left")
+    out = ci.merge(val, on=ARM, how="left").merge(agg, on=ARM, how="left")
     low, high = out["low"].astype(float).fillna(-np.inf), out["high"].astype(float).fillna(np.inf)
+    none = ~(np.isfinite(out["ci_low"].astype(float)) & np.isfinite(out["ci_high"].astype(float)))
+    out.loc[none, ["ci_low", "ci_high", "half_width"]] = np.nan  # too few units: no interval exists
     out["clipped"] = (out["ci_low"] < low) | (out["ci_high"] > high)
     out["ci_low"], out["ci_high"] = out["ci_low"].clip(lower=low), out["ci_high"].clip(upper=high)
     tune = tune_best_val(tuning) if tuning is not None else pd.DataFrame(columns=[*ARM, "tune_best_val",
@@ -234,52 +333,34 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     out = out.merge(tune, on=ARM, how="left")
     out["tune_best_val"] = out["tune_best_val"].astype(float)
     out["n_tune"] = out["n_tune"].fillna(0).astype(int)
-    fails = confirm_failures(tuning) if tuning is not None else pd.DataFrame(columns=[*ARM, "runs", "failed"])
-    out = out.merge(fails, on=ARM, how="left")
-    out["runs"] = out["runs"].fillna(out["n"]).astype(int)
     out["failed"] = out["failed"].fillna(0).astype(int)
     return out[cols]
 
 
-SELECTED_ON = {"tune": "tuning val", "confirm": "confirm seeds' mean val"}
-
-
 def selection_keys(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each arm's selection key for :func:`best_of` and where it comes from (never the test metric).
-
-    The key is ``tune_best_val`` (validation value of the arm's best tuning trial) when finite, else
-    ``val_mean`` (the confirm seeds' mean validation metric) when finite, else NaN: that arm is not
-    eligible. A missing column counts as all NaN.
+    """Each arm's selection key: the mean validation metric of its confirm units (``val_mean``,
+    failed runs scored at the task's worst value). The one rule every view chooses by; the test
+    metric never chooses. NaN (not eligible) when the arm has no validation value.
 
     Returns:
-        Indexed like ``summary``: ``select_key`` (float) and ``selected_on`` (``tune``, ``confirm``
-        or ``None`` for an ineligible arm).
+        Indexed like ``summary``: ``select_key`` (float) and ``selected_on`` (``confirm`` or ``None``).
     """
-    def col(name: str) -> pd.Series:
-        if name not in summary:
-            return pd.Series(np.nan, index=summary.index, dtype=float)
-        return pd.to_numeric(summary[name], errors="coerce").astype(float)
+    conf = (pd.to_numeric(summary["val_mean"], errors="coerce").astype(float) if "val_mean" in summary
+            else pd.Series(np.nan, index=summary.index, dtype=float))
+    on = pd.Series(np.where(np.isfinite(conf), "confirm", None), index=summary.index, dtype=object)
+    return pd.DataFrame({"select_key": conf, "selected_on": on}, index=summary.index)
 
-    tune, conf = col("tune_best_val"), col("val_mean")
-    has_tune, has_conf = np.isfinite(tune), np.isfinite(conf)
-    key = tune.where(has_tune, conf.where(has_conf))
-    on = pd.Series(np.where(has_tune, "tune", np.where(has_conf, "confirm", None)), index=summary.index,
-                   dtype=object)
-    return pd.DataFrame({"select_key": key, "selected_on": on}, index=summary.index)
+
+SELECTED_ON = {"confirm": "confirm validation mean"}
 
 
 def best_of(summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """The best eligible arm per group of ``by`` columns, chosen on tuning-phase validation data.
-
-    The key is :func:`selection_keys`: the validation value of the arm's best tuning trial
-    (``tune_best_val``), or, for an arm without one, its confirm seeds' mean validation metric
-    (``val_mean``). The test metric never chooses: choosing on test, or on the very confirm runs that
-    are reported, would bias the reported numbers upward. An arm with neither value is not eligible;
-    a group without an eligible arm is left out (callers say so).
+    """The best eligible arm per group of ``by`` columns by :func:`selection_keys` (ties: fewer failed
+    runs, then the first in arm order).
 
     Returns:
         One row per group with an eligible arm: the chosen ``summary`` row plus ``select_key`` and
-        ``selected_on``.
+        ``selected_on``. A group without an eligible arm is left out (callers say so).
     """
     if summary.empty:
         return summary.assign(select_key=pd.Series(dtype=float), selected_on=pd.Series(dtype=object))
@@ -289,9 +370,65 @@ def best_of(summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         g = g[g["selected_on"].notna()]
         if g.empty:
             continue
-        key = g["select_key"].astype(float)
-        picks.append(g.loc[(key if g["direction"].iloc[0] == "minimize" else -key).idxmin()])
+        picks.append(ranked(g).iloc[0])
     return pd.DataFrame(picks, columns=keyed.columns).reset_index(drop=True)
+
+
+def ranked(arms: pd.DataFrame) -> pd.DataFrame:
+    """``arms`` (with ``select_key``) best first by the selection rule: the key in the arms'
+    direction, then fewer failed runs, then arm order."""
+    if "select_key" not in arms:
+        arms = pd.concat([arms, selection_keys(arms)], axis=1)
+    if arms.empty:
+        return arms
+    sign = -1.0 if str(arms["direction"].iloc[0]) == "minimize" else 1.0
+    failed = arms["failed"] if "failed" in arms else pd.Series(0, index=arms.index)
+    order = pd.DataFrame({"k": -sign * arms["select_key"].astype(float), "f": failed.astype(float),
+                          "i": np.arange(len(arms))}, index=arms.index)
+    return arms.loc[order.sort_values(["k", "f", "i"], na_position="last").index]
+
+
+def separate_arms(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Tell apart what must not be pooled, by relabelling (the original names stay in
+    ``task_name`` and ``family_name``).
+
+    * A task whose trials ran with several budgets (column ``budget``: epochs, trials, studies,
+      seeds, space) becomes one task per budget: ``mnist1d [20 epochs, ...]``; arms are compared only
+      within one, where the budget is equal.
+    * Within one task and budget, a family whose arms come from several sources, or with several
+      sets of fixed params (column ``fixed``), becomes one family per source (and fixed params):
+      ``mlp [runs/a]``; they are compared with each other as any two families are, never averaged.
+
+    Returns:
+        The relabelled frame and one sentence per relabelling (empty when nothing was separated).
+    """
+    t = trials.assign(task_name=trials["task"], family_name=trials["family"])
+    notes: list[str] = []
+    if t.empty:
+        return t, notes
+    budget = t["budget"].fillna("budget not recorded").astype(str) if "budget" in t else None
+    if budget is not None:
+        for task, b in budget.groupby(t["task"], sort=True):
+            kinds = sorted(b.unique())
+            if len(kinds) > 1:
+                rows = t["task"] == task
+                t.loc[rows, "task"] = [f"{task} [{x}]" for x in budget[rows]]
+                notes.append(f"{task} ran with {len(kinds)} budgets ({'; '.join(kinds)}): each is its own "
+                             "task here, and arms are compared only within one budget.")
+    src = t["source"].fillna("").astype(str)
+    fixed = t["fixed"].fillna("").astype(str) if "fixed" in t else pd.Series("", index=t.index)
+    for (task, family), g in t.groupby(["task", "family"], sort=True, dropna=False):
+        sources, fixes = src[g.index].unique(), fixed[g.index].unique()
+        if len(sources) < 2 and len(fixes) < 2:
+            continue
+        parts = [src[g.index]] if len(sources) > 1 else []
+        parts += [fixed[g.index].replace("", "no fixed params")] if len(fixes) > 1 else []
+        label = parts[0] if len(parts) == 1 else parts[0] + ", " + parts[1]
+        t.loc[g.index, "family"] = [f"{family} [{x}]" for x in label]
+        what = " and ".join(w for w, k in (("sources", len(sources)), ("fixed params", len(fixes))) if k > 1)
+        notes.append(f"{family} on {task} comes from several {what}: "
+                     f"{', '.join(sorted(set(t.loc[g.index, 'family'])))} are separate arms, never pooled.")
+    return t, notes
 
 
 def _arm_columns(by: Sequence[str], across: str) -> list[str]:

@@ -33,7 +33,7 @@ from rich.progress import (
 )
 
 from suite.errors import Interrupted, SuiteError
-from suite.plan import trials_per_arm
+from suite.plan import trials_per_study
 from suite.profile import Profile
 from suite.runlock import run_lock
 from suite.storage import mask_url
@@ -120,10 +120,11 @@ def run_benchmark(
             country=settings.get("country", DEFAULT_COUNTRY),
             apportion=job,
         )
-        confirm_runs = trials_per_arm(profile) - profile.tune_trials
-        total = trials_per_arm(profile) * len(profile.arms)
+        confirm_runs = trials_per_study(profile) - profile.tune_trials
+        arm_studies = profile.arm_studies()
+        total = trials_per_study(profile) * len(arm_studies)
         salt = zlib.crc32(worker_id().encode()) if worker else 0
-        studies = [open_study(store, profile, arm, salt=salt) for arm in profile.arms]
+        studies = [open_study(store, profile, arm, study=k, salt=salt) for arm, k in arm_studies]
         failed_leftovers = 0
         if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
             # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
@@ -145,13 +146,15 @@ def run_benchmark(
                 warn_tracking(console, record, warned)
 
             runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
-                                 on_start=on_start) for arm, study in zip(profile.arms, studies, strict=True)]
+                                 on_start=on_start, study_index=k)
+                       for (arm, k), study in zip(arm_studies, studies, strict=True)]
             run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
-            return BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+            return BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
                                    time.perf_counter() - started, studies=[s.study_name for s in studies])
+        unit = "arms" if profile.studies == 1 else "studies"
         with run_progress(console, "arms") as progress:
             bar = progress.add_task(profile.name, total=total, completed=resumed,
-                                    arms=f"arms 0/{len(studies)}")
+                                    arms=f"{unit} 0/{len(studies)}")
 
             def on_trial(phase: str, record: dict[str, Any]) -> None:
                 nonlocal ran
@@ -161,16 +164,17 @@ def run_benchmark(
                                for c in counts)
                 progress.update(bar, description=f"{profile.name} | {record['arm']}",
                                 completed=trials_done(profile, studies, counts),
-                                arms=f"arms {complete}/{len(studies)}")
+                                arms=f"{unit} {complete}/{len(studies)}")
                 progress.console.print(trial_line(phase, record), markup=False, highlight=False,
                                        soft_wrap=True)
                 warn_tracking(progress.console, record, warned)
 
-            runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial)
-                       for arm, study in zip(profile.arms, studies, strict=True)]
+            runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial,
+                                 study_index=k)
+                       for (arm, k), study in zip(arm_studies, studies, strict=True)]
             run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
-            progress.update(bar, completed=total, arms=f"arms {len(studies)}/{len(studies)}")
-        result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+            progress.update(bar, completed=total, arms=f"{unit} {len(studies)}/{len(studies)}")
+        result = BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
                                  time.perf_counter() - started, studies=[s.study_name for s in studies])
         if report and not worker:
             result.report = build_report_if_available([url if storage else str(out_dir)], out_dir / "report",
@@ -192,7 +196,7 @@ def run_stopping_on_interrupt(runners: list[ArmRunner], salt: int, wait_s: float
 def trials_done(profile: Profile, studies: list[optuna.Study],
                 counts: list[dict[str, int]] | None = None) -> int:
     """Trials done towards the profile's budgets (beyond an arm's budget does not count)."""
-    confirm_runs = trials_per_arm(profile) - profile.tune_trials
+    confirm_runs = trials_per_study(profile) - profile.tune_trials
     counts = counts if counts is not None else [arm_trial_counts(s) for s in studies]
     return sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs) for c in counts)
 

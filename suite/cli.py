@@ -365,13 +365,17 @@ def print_plan(prof: Any, est: dict[str, Any] | None = None) -> None:
     from suite.plan import plan
 
     p = plan(prof)
-    out.print(f"{p['profile']}: {p['arms']} arms x {p['trials_per_arm']} trials = {p['trials']:,} trials, "
-              f"at most {p['epochs']:,} epochs (pruning only lowers it)", markup=False, highlight=False,
-              soft_wrap=True)
+    studies = f" ({p['studies']} studies x {p['trials_per_study']})" if p["studies"] > 1 else ""
+    out.print(f"{p['profile']}: {p['arms']} arms x {p['trials_per_arm']} trials{studies} = {p['trials']:,} "
+              f"trials, at most {p['epochs']:,} epochs (pruning only lowers it)", markup=False,
+              highlight=False, soft_wrap=True)
     for task, t in p["tasks"].items():
         arms = f"{t['arms']} arm{'s' if t['arms'] != 1 else ''}"
         out.print(f"  {task}: {arms}, {t['epochs']} epochs; families {', '.join(t['families'])}; "
                   f"optimizers {', '.join(t['optimizers'])}", markup=False, highlight=False, soft_wrap=True)
+    out.print("paired tests the report will make (Holm over each question):", markup=False)
+    for r in p["paired_tests"].values():
+        out.print(f"  {r['text']}", markup=False, highlight=False, soft_wrap=True)
     out.print("rank tests the report can run:", markup=False)
     for r in p["rank_tests"].values():
         out.print(f"  {r['text']}", markup=False, highlight=False, soft_wrap=True)
@@ -513,6 +517,8 @@ def tune(
     param: Annotated[list[str] | None, typer.Option(help="fixed key=value (not tuned); may repeat")] = None,
     trials: Annotated[int, typer.Option(help="tuning trials")] = 10,
     confirm_seeds: Annotated[int, typer.Option(help="confirm re-runs with fresh seeds")] = 0,
+    studies: Annotated[int, typer.Option(help="independent tunings of the arm (own sampler stream and "
+                                              "seeds), each confirmed on its own seeds")] = 1,
     epochs: Annotated[int | None, typer.Option(help="epoch budget per trial")] = None,
     pruner: Annotated[str, typer.Option(help="auto (median from 10 trials, none below), median, hyperband "
                                              "or none")] = "auto",
@@ -544,6 +550,7 @@ def tune(
             check_seed(sampler_seed, "--sampler-seed")
         resolve_device(device)
         data = {"name": study, "tune_trials": trials, "confirm_seeds": confirm_seeds, "pruner": pruner,
+                "studies": studies,
                 "sampler_seed": zlib.crc32(study.encode()) % 2**31 if sampler_seed is None else sampler_seed,
                 "matrix": [{"tasks": [task], "families": [family], "optimizers": [optimizer],
                             "regularizers": [list(regularizer or ["none"])],

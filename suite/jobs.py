@@ -209,7 +209,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         say_resumed,
         trials_done,
     )
-    from suite.plan import trials_per_arm
+    from suite.plan import trials_per_study
     from suite.tracking import DEFAULT_COUNTRY
     from suite.tune import fail_dead_running, open_storage, open_study
 
@@ -219,12 +219,13 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     with run_lock(out_dir):  # the one writer of the run folder; its own workers take no lock
         (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
         store = open_storage(url)
-        studies = [open_study(store, profile, arm) for arm in profile.arms]  # defaults enqueued once
+        studies = [open_study(store, profile, arm, study=k)  # defaults enqueued once
+                   for arm, k in profile.arm_studies()]
         failed_leftovers = sum(fail_dead_running(s) for s in studies)
         def done() -> int:
             return trials_done(profile, studies)
 
-        total = trials_per_arm(profile) * len(studies)
+        total = trials_per_study(profile) * len(studies)
         resumed = done()
         say_resumed(console, profile, resumed, total, failed_leftovers)
         settings = dict(profile.tracking)
@@ -301,7 +302,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
             raise SuiteError(f"job {i + 1} of {jobs} exited with {rc}: {last} (finished trials are kept in "
                              f"{url})")
         ran = done() - resumed
-        result = BenchmarkResult(out_dir, url, len(studies), ran, resumed, failed_leftovers,
+        result = BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
                                  time.perf_counter() - started, studies=[s.study_name for s in studies],
                                  jobs=jobs, machine_energy=machine, apportioned=apportioned)
         if report:

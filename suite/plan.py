@@ -76,9 +76,14 @@ def rank_plans(profile: Profile) -> list[RankPlan]:
     return plans
 
 
-def trials_per_arm(profile: Profile) -> int:
-    """Tuning trials plus confirm runs (seeds x candidates) of one arm."""
+def trials_per_study(profile: Profile) -> int:
+    """Tuning trials plus confirm runs (seeds x candidates) of one study of an arm."""
     return profile.tune_trials + profile.confirm_seeds * min(profile.confirm_candidates, profile.tune_trials)
+
+
+def trials_per_arm(profile: Profile) -> int:
+    """Every trial of one arm: :func:`trials_per_study` times ``studies``."""
+    return trials_per_study(profile) * profile.studies
 
 
 def timings(sources: list[str], hostname: str) -> pd.DataFrame:
@@ -156,9 +161,39 @@ def estimate(profile: Profile, times: pd.DataFrame, jobs: int) -> dict[str, Any]
             "hours_known": seconds / jobs / 3600, "missing": missing}
 
 
+def paired_tests(profile: Profile, *, alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """What the report's paired tests can claim, from the profile alone.
+
+    Per question (``families``: pairs of families per task, ``optimizers``: per task and family,
+    ``regularizers``: per task, family and optimizer), how many tests the report will make (Holm runs
+    over all of them), the units each compares (studies with ``studies >= 2``, else confirm seeds),
+    the smallest p the exact sign-flip test can give (``2 / 2**units``), and whether a difference can
+    hold after Holm at all (that p times the number of tests below ``alpha``).
+    """
+    n = profile.studies if profile.studies >= 2 else profile.confirm_seeds
+    kind = "studies" if profile.studies >= 2 else "confirm seeds of one study"
+    groups: dict[str, dict[tuple, set]] = {"families": {}, "optimizers": {}, "regularizers": {}}
+    for a in profile.arms:
+        groups["families"].setdefault((a.task,), set()).add(a.family)
+        groups["optimizers"].setdefault((a.task, a.family), set()).add(a.optimizer)
+        regs = "+".join(a.regularizers)
+        groups["regularizers"].setdefault((a.task, a.family, a.optimizer), set()).add(regs)
+    out = {}
+    floor = 2.0 / 2**n if n > 0 else 1.0
+    for question, g in groups.items():
+        m = sum(len(v) * (len(v) - 1) // 2 for v in g.values())
+        can = m > 0 and floor * m < alpha
+        text = (f"{question}: no pair to compare" if m == 0 else
+                f"{question}: {m} test{'s' if m != 1 else ''} over {n} {kind}; exact p >= {floor:.3g}, after "
+                f"Holm over {m} at best {min(1.0, floor * m):.3g}: "
+                + ("a difference can hold" if can else f"no difference can hold at alpha {alpha:g}"))
+        out[question] = {"tests": m, "units": n, "unit": kind, "p_min": floor, "can_claim": can, "text": text}
+    return out
+
+
 def plan(profile: Profile) -> dict[str, Any]:
-    """JSON-able plan: arms, trials, epochs (full-trial upper bound: pruning only lowers it), tasks
-    and the rank tests that can run."""
+    """JSON-able plan: arms, studies, trials, epochs (full-trial upper bound: pruning only lowers it),
+    tasks, the rank tests that can run and what the paired tests can claim."""
     per_arm = trials_per_arm(profile)
     tasks: dict[str, dict[str, Any]] = {}
     for a in profile.arms:
@@ -168,11 +203,13 @@ def plan(profile: Profile) -> dict[str, Any]:
             if value not in t[key]:
                 t[key].append(value)
     return {
-        "profile": profile.name, "arms": len(profile.arms), "trials_per_arm": per_arm,
+        "profile": profile.name, "arms": len(profile.arms), "studies": profile.studies,
+        "trials_per_study": trials_per_study(profile), "trials_per_arm": per_arm,
         "trials": per_arm * len(profile.arms),
         "epochs": sum(per_arm * a.epochs for a in profile.arms),
         "tasks": tasks,
         "rank_tests": {p.kind: {"runs": p.runs, "treatments": p.treatments, "blocks": p.blocks,
                                 "left_out": p.left_out, "dropped": p.dropped, "text": p.text()}
                        for p in rank_plans(profile)},
+        "paired_tests": paired_tests(profile),
     }

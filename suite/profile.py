@@ -9,12 +9,15 @@ Format (see ``suite/profiles/quick.yaml``)::
 
     name: quick                   # folder name under runs/ and study-name prefix
     tune_trials: 4                # Optuna trials per arm (equal for every arm); trial 0 = defaults
-    confirm_seeds: 2              # re-runs of each arm's best params with seeds shared by every arm
+    studies: 1                    # independent tunings per arm (own sampler stream and tuning seed), each
+                                  # confirmed on its own seeds: the report's unit with 2 or more
+    confirm_seeds: 2              # re-runs of each study's best params with seeds shared by every arm
     confirm_candidates: 2         # 2: the defaults (or the runner-up) are confirmed too; 1: best only
     space: core                   # core | full; default core below 16 trials, full from 16
     pruner: auto                  # auto (median from 10 trials, none below) | median | hyperband | none
     sampler_seed: 0               # one seed for every arm's sampler (Sobol start-up, then TPE)
-    seed: 0                       # training seed of tuning trials; confirm seeds are seed+1..seed+K
+    seed: 0                       # training seed of study 1's tuning trials (study k: seed + (k-1) x 10**6);
+                                  # study k's confirm seeds: seed + (k-1) K + 1 .. seed + k K
     epochs: 6                     # int, or {default: 6, mnist1d: 10}; same for every arm of a task
     matrix:                       # each entry expands to the product of its lists
       - tasks: [mnist1d]
@@ -45,13 +48,15 @@ SPACES = ("core", "full")
 # over a handful of trials stops slow starters at random, and 4-8 trials cannot cover 8-12 dimensions.
 MIN_TRIALS_TO_PRUNE = 10
 MIN_TRIALS_FULL_SPACE = 16
-PROFILE_KEYS = {"name", "description", "tune_trials", "confirm_seeds", "confirm_candidates", "pruner",
-                "sampler_seed", "seed", "epochs", "matrix", "tracking", "space", "plugins"}
+PROFILE_KEYS = {"name", "description", "tune_trials", "studies", "confirm_seeds", "confirm_candidates",
+                "pruner", "sampler_seed", "seed", "epochs", "matrix", "tracking", "space", "plugins"}
 ENTRY_KEYS = {"tasks", "families", "optimizers", "regularizers", "params", "epochs"}
 TRACKING_KEYS = {"wandb", "energy", "country"}
 MAX_PROFILE_BYTES = 1 << 20  # a profile is a page of YAML; a larger file is a mistake (or an attack)
 MAX_DEPTH = 32  # nesting levels of a profile document (a real one has about 6)
 SEED_MAX = 2**32 - 1  # numpy's seeds
+STUDY_SEED_STRIDE = 10**6  # study k tunes with seed + k * stride: never one of the confirm seeds
+MAX_STUDIES = 100
 
 
 class ProfileLoader(yaml.SafeLoader):
@@ -111,9 +116,11 @@ class Arm:
     epochs: int
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    def study_name(self, benchmark: str) -> str:
-        """``benchmark/task/family/optimizer/reg1+reg2`` (the Optuna study and W&B group)."""
-        return f"{benchmark}/{self.task}/{self.family}/{self.optimizer}/{'+'.join(self.regularizers)}"
+    def study_name(self, benchmark: str, study: int = 0) -> str:
+        """``benchmark/task/family/optimizer/reg1+reg2`` (the Optuna study and W&B group) for the first
+        study of the arm, ``.../study-K`` for study K >= 2 (``study`` counts from 0)."""
+        base = f"{benchmark}/{self.task}/{self.family}/{self.optimizer}/{'+'.join(self.regularizers)}"
+        return base if study == 0 else f"{base}/study-{study + 1}"
 
 
 @dataclass(frozen=True)
@@ -130,14 +137,38 @@ class Profile:
     description: str = ""
     tracking: Mapping[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    studies: int = 1
 
     def settings(self) -> dict[str, Any]:
         """JSON-able summary stored on every study (``profile`` user attr)."""
-        return {"name": self.name, "tune_trials": self.tune_trials, "confirm_seeds": self.confirm_seeds,
+        return {"name": self.name, "tune_trials": self.tune_trials, "studies": self.studies,
+                "confirm_seeds": self.confirm_seeds,
                 "confirm_candidates": self.confirm_candidates,
                 "pruner": self.pruner, "space": self.space, "sampler_seed": self.sampler_seed,
                 "seed": self.seed,
                 "arms": len(self.arms), "description": self.description}
+
+    def arm_studies(self) -> list[tuple[Arm, int]]:
+        """Every (arm, study index) the profile runs: ``studies`` per arm, arm by arm."""
+        return [(arm, k) for arm in self.arms for k in range(self.studies)]
+
+    def tune_seed(self, study: int) -> int:
+        """The training seed of study ``study``'s tuning trials (shared by every arm)."""
+        return self.seed + study * STUDY_SEED_STRIDE
+
+    def confirm_seed_list(self, study: int) -> list[int]:
+        """Study ``study``'s confirm seeds, shared by every arm: ``seed + study K + 1 .. seed + (study+1) K``
+        (``K`` = ``confirm_seeds``)."""
+        return [self.seed + study * self.confirm_seeds + 1 + k for k in range(self.confirm_seeds)]
+
+    def study_sampler_seed(self, study: int) -> int:
+        """Study ``study``'s sampler seed (shared by every arm): ``sampler_seed`` for the first study,
+        an independent stream (numpy ``SeedSequence([sampler_seed, study])``) for the others."""
+        if study == 0:
+            return self.sampler_seed
+        import numpy as np
+
+        return int(np.random.SeedSequence([self.sampler_seed, study]).generate_state(1)[0])
 
 
 def builtin_profiles() -> list[str]:
@@ -318,6 +349,9 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise SuiteError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")
     tune_trials = _int(data, "tune_trials", 4, 1, where)
+    studies = _int(data, "studies", 1, 1, where)
+    if studies > MAX_STUDIES:
+        raise SuiteError(f"{where}: studies must be at most {MAX_STUDIES}, got {studies}")
     confirm_seeds = _int(data, "confirm_seeds", 2, 0, where)
     confirm_candidates = _int(data, "confirm_candidates", 2, 1, where)
     if confirm_candidates > 2:
@@ -338,9 +372,14 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
     tracking = _tracking(data, where)
     seed = check_seed(data.get("seed", 0), f"{where}: seed")
     sampler_seed = check_seed(data.get("sampler_seed", 0), f"{where}: sampler_seed")
-    if seed + confirm_seeds > SEED_MAX:
-        raise SuiteError(f"{where}: seed + confirm_seeds must be <= {SEED_MAX} (confirm runs use the seeds "
-                         f"seed+1 .. seed+confirm_seeds), got {seed} + {confirm_seeds}")
+    if seed + studies * confirm_seeds > SEED_MAX or seed + (studies - 1) * STUDY_SEED_STRIDE > SEED_MAX:
+        raise SuiteError(f"{where}: seed + studies x confirm_seeds and seed + (studies - 1) x "
+                         f"{STUDY_SEED_STRIDE} must be <= {SEED_MAX} (confirm runs use the seeds seed+1 "
+                         f".. seed+studies x confirm_seeds, study k tunes with seed + (k-1) x "
+                         f"{STUDY_SEED_STRIDE}), got seed {seed}")
+    if studies * confirm_seeds >= STUDY_SEED_STRIDE:
+        raise SuiteError(f"{where}: studies x confirm_seeds must be below {STUDY_SEED_STRIDE}, got "
+                         f"{studies * confirm_seeds}")
     description = data.get("description", "")
     if description is None:
         description = ""
@@ -380,6 +419,7 @@ def parse_profile(data: Any, origin: str = "<profile>") -> Profile:
             arms.append(arm)
     return Profile(
         name=name, tune_trials=tune_trials, confirm_seeds=confirm_seeds, arms=tuple(arms), pruner=pruner,
+        studies=studies,
         space=space, confirm_candidates=confirm_candidates,
         sampler_seed=sampler_seed, seed=seed, description=str(description), tracking=tracking, source=data,
     )

@@ -413,17 +413,21 @@ def defaults_point(arm: Arm, space: str) -> dict[str, Any]:
     return {p.optuna_name: p.to_optuna(p.default) for p in tuned_params(arm, space)}
 
 
-def open_study(storage, profile: Profile, arm: Arm, *, salt: int = 0) -> optuna.Study:
-    """Create or load the arm's study, enqueue its defaults as trial 0 when it is new, and store
-    what the report needs on it (``salt``: see :class:`ProtocolSampler`)."""
+def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int = 0) -> optuna.Study:
+    """Create or load study ``study`` (0-based) of the arm, enqueue its defaults as trial 0 when it is
+    new, and store what the report needs on it (``salt``: see :class:`ProtocolSampler`).
+
+    Each study of an arm is an independent tuning: its own sampler stream
+    (:meth:`Profile.study_sampler_seed`), tuning seed and confirm seeds, all shared by every arm."""
     from tasks import TASKS
 
     task = TASKS.get(arm.task)
-    name = arm.study_name(profile.name)
+    name = arm.study_name(profile.name, study)
+    index = study
     study = optuna.create_study(
         storage=storage, study_name=name, load_if_exists=True,
         direction="maximize" if task.direction == "maximize" else "minimize",
-        sampler=ProtocolSampler(profile.sampler_seed, salt=salt),
+        sampler=ProtocolSampler(profile.study_sampler_seed(index), salt=salt),
         pruner=make_pruner(profile.pruner, arm.epochs),
     )
     if "arm" not in study.user_attrs:
@@ -432,12 +436,18 @@ def open_study(storage, profile: Profile, arm: Arm, *, salt: int = 0) -> optuna.
                  "optimizer": arm.optimizer, "regularizers": list(arm.regularizers),
                  "direction": task.direction, "metric": task.metric, "target": task.target,
                  "profile": profile.settings(), "arm": name,
-                 "protocol": {"tune_trials": profile.tune_trials, "confirm_seeds": profile.confirm_seeds,
+                 "protocol": {"tune_trials": profile.tune_trials, "studies": profile.studies,
+                              "confirm_seeds": profile.confirm_seeds,
+                              "confirm_candidates": profile.confirm_candidates,
                               "epochs": arm.epochs, "space": profile.space,
                               "tuned": [p.describe_search() for p in tuned],
                               "sampler": describe_sampler(profile),
                               "pruner": describe_pruner(profile.pruner, arm.epochs),
                               "seed": profile.seed},
+                 "study_index": index,
+                 "study_seeds": {"sampler": profile.study_sampler_seed(index),
+                                 "tune": profile.tune_seed(index),
+                                 "confirm": profile.confirm_seed_list(index)},
                  "fixed_params": dict(arm.params)}
         for key, value in attrs.items():
             study.set_user_attr(key, value)
@@ -463,14 +473,15 @@ class ArmRunner:
     tracking: Tracking | None = None
     on_trial: Callable[[str, dict[str, Any]], None] | None = None
     on_start: Callable[[str, str, int], None] | None = None  # (arm, phase, seed) as a trial starts
+    study_index: int = 0  # which of the profile's ``studies`` of the arm this is (0-based)
 
     @property
     def name(self) -> str:
-        return self.arm.study_name(self.profile.name)
+        return self.arm.study_name(self.profile.name, self.study_index)
 
     def objective(self, trial: optuna.Trial) -> float:
         phase = trial.user_attrs.get("phase", PHASE_TUNE)
-        seed = trial.user_attrs.get("seed", self.profile.seed)
+        seed = trial.user_attrs.get("seed", self.profile.tune_seed(self.study_index))
         trial.set_user_attr("phase", phase)
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", worker_id())
@@ -501,7 +512,8 @@ class ArmRunner:
                              seed=seed, device=self.device)
         meta = {"phase": phase, "arm": self.name, "benchmark": self.profile.name,
                 "study": self.name, "trial_number": trial.number, "worker": worker_id(),
-                "space": self.profile.space, "defaults": bool(trial.user_attrs.get("defaults"))}
+                "space": self.profile.space, "defaults": bool(trial.user_attrs.get("defaults")),
+                "study_index": self.study_index, "studies": self.profile.studies}
         if phase == PHASE_CONFIRM:
             meta["candidate"] = candidate
             meta["candidate_defaults"] = bool(trial.user_attrs.get("candidate_defaults"))
@@ -560,7 +572,7 @@ class ArmRunner:
         candidates = self.candidates()
         if not candidates or self.profile.confirm_seeds == 0:
             return DONE
-        seeds = [self.profile.seed + 1 + k for k in range(self.profile.confirm_seeds)]
+        seeds = self.profile.confirm_seed_list(self.study_index)
         confirm = [t for t in trials if phase_of(t) == PHASE_CONFIRM and not t.user_attrs.get("surplus")]
         key = {t.number: (t.user_attrs.get("candidate"), t.user_attrs.get("seed")) for t in confirm}
         done = {key[t.number] for t in confirm if is_done(t)}

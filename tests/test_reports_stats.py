@@ -182,32 +182,30 @@ def arm_rows(**cols) -> pd.DataFrame:
     return pd.DataFrame(base | cols)
 
 
-def test_best_of_chooses_on_the_best_tuning_trial_not_the_confirm_validation():
-    # the confirm seeds' mean validation says sgd; the tuning phase says adam: tuning decides
+def test_best_of_chooses_on_the_confirm_validation_mean_never_on_tuning_luck_or_test():
+    # the tuning trial's value says adam (one lucky seed); the confirm units' validation says sgd:
+    # the one selection rule of the report is the confirm validation mean
     arms = arm_rows(optimizer=["adam", "sgd"], tune_best_val=[0.90, 0.85], val_mean=[0.80, 0.95],
-                    mean=[0.70, 0.96])
+                    mean=[0.97, 0.70], failed=[0, 0])
     best = stats.best_of(arms, ["task", "family"])
-    assert best["optimizer"].tolist() == ["adam"]
-    assert best["selected_on"].tolist() == ["tune"] and best["select_key"].tolist() == [0.90]
+    assert best["optimizer"].tolist() == ["sgd"]  # though adam's test mean is higher
+    assert best["selected_on"].tolist() == ["confirm"] and best["select_key"].tolist() == [0.95]
     low = stats.best_of(arms.assign(direction="minimize"), ["task", "family"])
-    assert low["optimizer"].tolist() == ["sgd"]  # 0.85 < 0.90
+    assert low["optimizer"].tolist() == ["adam"]  # 0.80 < 0.95
+    tie = stats.best_of(arms.assign(val_mean=[0.9, 0.9], failed=[1, 0]), ["task", "family"])
+    assert tie["optimizer"].tolist() == ["sgd"]  # a tie goes to fewer failed runs
 
 
 def test_best_of_never_falls_back_to_the_test_metric():
-    # momentum has the best test mean but no validation value at all: it is not eligible; sgd has no
-    # tuning trial and falls back to its confirm validation mean; adam is chosen on its tuning value
+    # momentum has the best test mean but no validation value at all: it is not eligible
     arms = arm_rows(optimizer=["adam", "sgd", "momentum"], tune_best_val=[0.70, np.nan, np.nan],
                     val_mean=[0.60, 0.65, np.nan], mean=[0.50, 0.55, 0.99])
     keys = stats.selection_keys(arms)
-    assert keys["selected_on"].tolist() == ["tune", "confirm", None]
-    assert keys["select_key"].tolist()[:2] == [0.70, 0.65] and math.isnan(keys["select_key"].iloc[2])
-    best = stats.best_of(arms, ["task", "family"])
-    assert best["optimizer"].tolist() == ["adam"]
-    # without tuning values the confirm validation decides (sgd 0.65 > adam 0.60), still not test
-    fallback = stats.best_of(arms.assign(tune_best_val=np.nan), ["task", "family"])
-    assert fallback["optimizer"].tolist() == ["sgd"] and fallback["selected_on"].tolist() == ["confirm"]
+    assert keys["selected_on"].tolist() == ["confirm", "confirm", None]
+    assert keys["select_key"].tolist()[:2] == [0.60, 0.65] and math.isnan(keys["select_key"].iloc[2])
+    assert stats.best_of(arms, ["task", "family"])["optimizer"].tolist() == ["sgd"]
     # a group whose arms have no validation value anywhere is left out, not chosen on test
-    none = stats.best_of(arms.assign(tune_best_val=np.nan, val_mean=np.nan), ["task", "family"])
+    none = stats.best_of(arms.assign(val_mean=np.nan), ["task", "family"])
     assert none.empty and {"select_key", "selected_on"} <= set(none.columns)
 
 
@@ -258,7 +256,7 @@ def test_an_arm_standing_for_its_defaults_is_keyed_by_the_defaults_tuning_value(
 
 
 def test_families_are_compared_on_their_common_arms():
-    rows = [  # (task, family, optimizer, regularizers, tune_best_val)
+    rows = [  # (task, family, optimizer, regularizers, val_mean: the selection key)
         ("a", "mlp", "adam", "none", 0.80), ("a", "mlp", "adam", "dropout", 0.99),
         ("a", "mlp", "sgd", "none", 0.70), ("a", "mlp", "sgd", "dropout", 0.90),
         ("a", "cnn", "adam", "none", 0.85), ("a", "cnn", "sgd", "dropout", 0.80),
@@ -266,8 +264,7 @@ def test_families_are_compared_on_their_common_arms():
         ("b", "mlp", "adam", "none", 0.80), ("b", "mlp", "sgd", "none", 0.90),
         ("b", "rnn", "momentum", "none", 0.70),
     ]
-    arms = pd.DataFrame(rows, columns=[*stats.ARM, "tune_best_val"]).assign(direction="maximize",
-                                                                            val_mean=np.nan)
+    arms = pd.DataFrame(rows, columns=[*stats.ARM, "val_mean"]).assign(direction="maximize")
     common = stats.common_arms(arms)
     assert common.values.tolist() == [["a", "adam", "none"], ["a", "sgd", "dropout"]]
     fair = stats.equal_budget(arms)
@@ -288,7 +285,7 @@ def test_families_are_compared_on_their_common_arms():
 
 
 def test_a_familys_best_arm_outside_the_common_arms_is_not_chosen():
-    # mlp's best tuning value is adam / dropout, which rnn never ran: mlp is represented by adam / none
+    # mlp's best validation is adam / dropout, which rnn never ran: mlp is represented by adam / none
     arms = arm_rows(family=["mlp", "mlp", "rnn"], optimizer=["adam"] * 3,
                     regularizers=["dropout", "none", "none"], tune_best_val=[0.95, 0.80, 0.85],
                     val_mean=[0.95, 0.80, 0.85], mean=[0.95, 0.80, 0.85])
@@ -383,17 +380,19 @@ def test_an_arm_with_one_seed_is_marked_and_never_gets_a_zero_width_bar():
     from reports.figures import _points_with_ci
     from reports.render import ci_text
 
-    summary = pd.DataFrame({"family": ["cnn", "mlp"], "n": [3, 1], "mean": [0.9, 0.7],
-                            "half_width": [0.02, np.nan], "ci_low": [0.88, np.nan], "ci_high": [0.92, np.nan]})
-    trials = pd.DataFrame({"family": ["cnn", "cnn", "cnn", "mlp"], "test": [0.89, 0.9, 0.91, 0.7]})
+    summary = pd.DataFrame({"family": ["cnn", "mlp"], "n": [6, 1], "mean": [0.9, 0.7],
+                            "half_width": [0.02, np.nan], "ci_low": [0.88, np.nan], "ci_high": [0.93, np.nan]})
+    trials = pd.DataFrame({"family": ["cnn"] * 6 + ["mlp"], "test": [0.89, 0.9, 0.91, 0.88, 0.92, 0.9, 0.7]})
     fig, ax = plt.subplots()
     _points_with_ci(ax, trials, summary, "family", {"cnn": "C0", "mlp": "C1"})
     (bars,) = [c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
     (segments,) = [seg for seg in bars.lines[2]]  # the vertical bar collection
     assert len(segments.get_segments()) == 1  # cnn's interval only
-    assert [t.get_text() for t in ax.texts] == ["1 seed"]
+    assert [t.get_text() for t in ax.texts] == ["1 unit"]
+    (low, high), = segments.get_segments()[0][:, 1].reshape(1, 2)
+    assert (low, high) == pytest.approx((0.88, 0.93))  # the exact interval is not symmetric
     plt.close(fig)
-    assert ci_text(summary.iloc[1]) == "1 seed: no interval" and ci_text(summary.iloc[0]) == "[0.88, 0.92]"
+    assert ci_text(summary.iloc[1]) == "none from 1 unit (needs 6)" and ci_text(summary.iloc[0]) == "[0.88, 0.93]"
 
 
 def test_failed_confirm_seeds_are_counted_not_dropped():
@@ -405,8 +404,31 @@ def test_failed_confirm_seeds_are_counted_not_dropped():
     fails = stats.confirm_failures(t).set_index("optimizer")
     assert fails.loc["adam", "runs"] == 2 and fails.loc["adam", "failed"] == 1
     summary = stats.arm_summary(stats.confirm_trials(t), tuning=t).set_index("optimizer")
-    assert summary.loc["adam", "n"] == 1 and summary.loc["adam", "failed"] == 1  # mean over the one that ran
+    assert summary.loc["adam", "failed"] == 1 and summary.loc["adam", "runs"] == 2
     assert summary.loc["sgd", "failed"] == 0 and summary.loc["sgd", "runs"] == 1
+
+
+def test_a_failed_seed_lowers_its_arm():
+    """A diverged seed is scored at the metric's worst bound (accuracy 0), in the mean, the units and
+    the selection key; never dropped so that the survivors stand for the arm."""
+    runs = pd.DataFrame({"task": "t", "family": "mlp", "optimizer": "adam", "regularizers": "none",
+                         "phase": "confirm", "state": ["COMPLETE", "COMPLETE", "FAIL"],
+                         "status": ["complete", "complete", "diverged"], "seed": [1, 2, 3],
+                         "test": [0.9, 0.8, np.nan], "val": [0.88, 0.82, np.nan], "direction": "maximize",
+                         "metric": "accuracy", "low": 0.0, "high": 1.0, "baseline": 0.1, "ideal": 1.0,
+                         "started_at": pd.Timestamp("2026-12-01", tz="UTC"), "gap_final": 0.0,
+                         "n_params": 1.0, "fit_s": 1.0, "samples_per_s": 1.0, "energy_kwh": np.nan,
+                         "emissions_kg": np.nan, "time_to_target_s": np.nan})
+    conf = stats.confirm_trials(runs)
+    assert conf["failed"].tolist() == [False, False, True] and conf["test"].tolist() == [0.9, 0.8, 0.0]
+    s = stats.arm_summary(conf).iloc[0]
+    assert s["mean"] == pytest.approx(1.7 / 3) and s["val_mean"] == pytest.approx(1.7 / 3)
+    assert (s["n"], s["runs"], s["failed"]) == (3, 3, 1)
+    # an unbounded metric (RMSE): the worse of the trivial baseline and the worst value seen
+    rmse = runs.assign(direction="minimize", metric="rmse", high=np.inf, baseline=1.5,
+                       test=[0.9, 2.0, np.nan], val=[0.8, 1.0, np.nan])
+    assert stats.confirm_trials(rmse)["test"].tolist() == [0.9, 2.0, 2.0]
+    assert stats.worst_values(rmse.assign(test=[0.9, 1.0, np.nan]))["t"] == 1.5
 
 
 def test_tuning_curves_count_every_trial_and_improve_only_on_complete_ones():
@@ -430,20 +452,23 @@ def test_selection_optimism_is_oriented_by_direction():
 
 
 def test_intervals_stay_within_the_metric_bounds():
-    # accuracies 0.99, 0.97, 1.0: the t interval reaches above 1 and is clipped to it; RMSE near 0 to 0
-    conf = pd.DataFrame({"task": ["a"] * 3 + ["r"] * 3, "family": "mlp", "optimizer": "adam",
-                         "regularizers": "none", "test": [0.99, 0.97, 1.0, 0.01, 0.2, 0.02],
-                         "metric": ["accuracy"] * 3 + ["rmse"] * 3,
-                         "direction": ["maximize"] * 3 + ["minimize"] * 3, "low": 0.0,
-                         "high": [1.0] * 3 + [np.inf] * 3, "ideal": [1.0] * 3 + [0.0] * 3,
-                         "baseline": [0.1] * 3 + [0.88] * 3, "val": 0.5, "gap_final": 0.0, "n_params": 1.0,
+    # six accuracies near 1: the exact interval is clipped to 1; RMSE near 0 to 0
+    conf = pd.DataFrame({"task": ["a"] * 6 + ["r"] * 6, "family": "mlp", "optimizer": "adam",
+                         "regularizers": "none", "seed": list(range(6)) * 2,
+                         "test": [0.99, 0.97, 1.0, 1.0, 0.93, 1.0, 0.01, 0.2, 0.02, 0.0, 0.3, 0.01],
+                         "metric": ["accuracy"] * 6 + ["rmse"] * 6,
+                         "direction": ["maximize"] * 6 + ["minimize"] * 6, "low": 0.0,
+                         "high": [1.0] * 6 + [np.inf] * 6, "ideal": [1.0] * 6 + [0.0] * 6,
+                         "baseline": [0.1] * 6 + [0.88] * 6, "val": 0.5, "gap_final": 0.0, "n_params": 1.0,
                          "fit_s": 1.0, "samples_per_s": 1.0, "energy_kwh": np.nan, "emissions_kg": np.nan,
                          "time_to_target_s": np.nan})
     s = stats.arm_summary(conf).set_index("task")
-    raw = stats.mean_ci(conf, ["task"], "test").set_index("task")
-    assert raw.loc["a", "ci_high"] > 1 and raw.loc["r", "ci_low"] < 0  # what a t interval gives
-    assert s.loc["a", "ci_high"] == 1.0 and s.loc["a", "ci_low"] == pytest.approx(raw.loc["a", "ci_low"])
-    assert s.loc["r", "ci_low"] == 0.0 and bool(s.loc["a", "clipped"]) and bool(s.loc["r", "clipped"])
+    raw = stats.exact_ci(conf, ["task"], "test").set_index("task")
+    assert raw.loc["a", "ci_high"] > 1 or raw.loc["r", "ci_low"] < 0
+    assert s.loc["a", "ci_high"] <= 1.0 and s.loc["r", "ci_low"] >= 0.0
+    assert s.loc["a", "ci_low"] == pytest.approx(raw.loc["a", "ci_low"])
+    three = stats.arm_summary(conf[conf["seed"] < 3])  # 3 units: no exact interval exists at all
+    assert three["ci_low"].isna().all() and three["ci_high"].isna().all()
 
 
 def test_an_interrupted_or_disk_failed_confirm_run_is_no_failed_run():
