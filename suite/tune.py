@@ -603,10 +603,19 @@ class ArmRunner:
         runner-up): every arm confirms the same number of candidates, and the tuned params must beat
         the defaults on the confirm seeds' validation, not only on the tuning seed's (one lucky seed
         does not make an arm worse than its defaults).
+
+        When every tuning trial failed or diverged, the defaults are the arm's only candidate: the
+        confirm seeds re-run them, so the arm's failure is measured on the same seeds as every other
+        arm and counts in the report (scored at the task's worst value), instead of leaving the arm
+        without results.
         """
         stored = self.study.user_attrs.get("confirm_candidates")
         ranked = ranked_tune_trials(self.study)
         complete = {t.number: t for t in ranked}
+        if not ranked:
+            fallback = [t for t in done_tune(self.study) if t.user_attrs.get("defaults")]
+            complete = {t.number: t for t in fallback}
+            ranked = fallback
         if stored is None:
             if not ranked:
                 return []

@@ -196,30 +196,42 @@ def expected_figures(n_tasks: int, *, machines: int = 1, families: int = 3, opti
 
 def write_arm(storage: Any, *, task: str, family: str, optimizer: str, regs: list[str],
               tune: list[float | None], confirm: list[tuple[float | None, float]],
-              benchmark: str = "quick", space: str | None = SPACE) -> None:
+              benchmark: str = "quick", space: str | None = SPACE, protocol: dict | None = None,
+              statuses: list[str] | None = None) -> None:
     """One study (arm) with hand-set values: ``tune`` the tuning trials' validation values,
     ``confirm`` the confirm seeds' ``(validation, test)`` values; a validation of None leaves the
-    record without one (all trials COMPLETE)."""
+    record without one (all trials COMPLETE). ``protocol``: the study's protocol attr (default
+    :data:`PROTOCOL`); ``statuses``: per confirm run, ``complete`` or ``diverged`` (a FAIL trial)."""
     import optuna
     from optuna.distributions import FloatDistribution
-    from optuna.trial import create_trial
+    from optuna.trial import TrialState, create_trial
 
     metric, direction, _, _ = TASKS[task]
     study = optuna.create_study(storage=storage, study_name=f"{benchmark}/{task}/{family}/{optimizer}/"
                                 f"{'+'.join(regs)}", direction=direction, load_if_exists=True)
     for key, value in {"benchmark": benchmark, "task": task, "family": family, "optimizer": optimizer,
                        "regularizers": regs, "direction": direction, "metric": metric,
-                       "protocol": PROTOCOL}.items():
+                       "protocol": protocol or PROTOCOL}.items():
         study.set_user_attr(key, value)
     trials = [("tune", v, v if v is not None else 0.5) for v in tune] + [("confirm", v, t) for v, t in confirm]
+    statuses = ["complete"] * len(tune) + list(statuses or ["complete"] * len(confirm))
     for seed, (phase, val, test) in enumerate(trials):
         rec = make_record(task=task, family=family, optimizer=optimizer, regs=regs, seed=seed, phase=phase,
-                          quality=test, lr=1e-3, activation="relu", benchmark=benchmark, space=space)
+                          quality=0.5 if test is None else test, lr=1e-3, activation="relu",
+                          benchmark=benchmark, space=space)
+        rec["epochs"] = (protocol or PROTOCOL)["epochs"]
         rec["metrics"][f"test/{metric}"] = rec["primary"]["value"] = test
         if val is None:
             del rec["metrics"][f"val/{metric}"]
         else:
             rec["metrics"][f"val/{metric}"] = val
-        study.add_trial(create_trial(value=val if val is not None else test, params={"lr": 1e-3},
+        failed = statuses[seed] != "complete"
+        if failed:
+            rec["status"], rec["error"] = statuses[seed], "loss is nan"
+            rec["metrics"] = {}
+            rec["primary"]["value"] = None
+        study.add_trial(create_trial(value=None if failed else (val if val is not None else test),
+                                     state=TrialState.FAIL if failed else TrialState.COMPLETE,
+                                     params={"lr": 1e-3},
                                      distributions={"lr": FloatDistribution(1e-5, 1, log=True)},
                                      user_attrs={"record": rec, "phase": phase}))

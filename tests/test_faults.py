@@ -122,11 +122,20 @@ def test_a_file_system_fault_in_a_trial_is_redone_with_the_same_params_and_not_c
 
 
 def test_every_trial_diverging_ends_the_arm_instead_of_retrying_forever(tmp_path, monkeypatch):
+    """Every tuning trial diverges: the arm's defaults are confirmed on the shared seed (they diverge
+    too), so the report counts the arm as failed there instead of leaving it out."""
+    from reports.load import load
+    from reports.stats import arm_summary, confirm_trials
+
     inject(monkeypatch, nan_loss, on_calls={1, 2, 3, 4, 5, 6})
     result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False)
     trials = trials_of(result)
-    assert [t.user_attrs["record"]["status"] for t in trials] == ["diverged"] * 3
-    assert all(t.state == TrialState.FAIL for t in trials)  # no best params: no confirm runs
+    assert [t.user_attrs["record"]["status"] for t in trials] == ["diverged"] * 4
+    assert all(t.state == TrialState.FAIL for t in trials)
+    assert [t.user_attrs.get("phase") for t in trials] == ["tune"] * 3 + ["confirm"]
+    assert trials[3].params == trials[0].params and trials[0].user_attrs.get("defaults")
+    summary = arm_summary(confirm_trials(load([str(tmp_path / "run")]).trials)).iloc[0]
+    assert (summary["runs"], summary["failed"], summary["mean"]) == (1, 1, 0.0)  # accuracy's worst bound
 
 
 @pytest.mark.parametrize("where", ["start", "stop"])

@@ -281,3 +281,54 @@ def test_the_report_compares_the_chosen_candidate_only(tmp_path):
     assert len(frame[frame["phase"] == "confirm"]) == 2 and len(rows) == 1
     (number,) = rows["number"]
     assert study.trials[number].user_attrs["candidate"] == chosen
+
+
+# ------------------------------------------------------------------------------------ studies
+
+
+def test_independent_studies_per_arm_with_their_own_streams_and_seeds_shared_across_arms(tmp_path):
+    """studies: 3 -> three Optuna studies per arm, each with its own sampler stream, tuning seed and
+    confirm seeds; arms share them (comparable draws, paired units). Exact budgets, and a second run
+    of the same command runs nothing more. The report's units are the studies."""
+    from reports.load import load
+    from reports.stats import arm_summary, confirm_trials
+
+    data = profile(tune_trials=3, studies=3, confirm_seeds=1, confirm_candidates=1)
+    prof = parse_profile(data)
+    assert [k for _, k in prof.arm_studies()] == [0, 1, 2, 0, 1, 2]
+    result = run_benchmark(prof, out_dir=tmp_path / "run", report=False)
+    assert result.trials_run == 2 * 3 * (3 + 1)
+    by_name = {s.study_name: s for s in studies(result.storage)}
+    assert sorted(by_name) == sorted(a.study_name("proto", k) for a, k in prof.arm_studies())
+    assert "proto/digits/mlp/adam/none/study-3" in by_name
+    draws = {}
+    for s in by_name.values():
+        k, seeds = s.user_attrs["study_index"], s.user_attrs["study_seeds"]
+        assert seeds == {"sampler": prof.study_sampler_seed(k), "tune": k * 10**6, "confirm": [k + 1]}
+        assert s.user_attrs["protocol"]["studies"] == 3
+        tune = [t for t in s.trials if phase_of(t) == "tune"]
+        confirm = [t for t in s.trials if phase_of(t) == "confirm"]
+        assert len(tune) == 3 and len(confirm) == 1  # exact budgets per study
+        assert {t.user_attrs["record"]["seed"] for t in tune} == {k * 10**6}
+        assert confirm[0].user_attrs["record"]["seed"] == k + 1
+        assert all(t.user_attrs["record"]["study_index"] == k for t in s.trials)
+        draws.setdefault(k, []).append(unit(s, "lr"))
+    assert len({prof.study_sampler_seed(k) for k in range(3)}) == 3
+    for adam, sgd in draws.values():
+        assert adam == pytest.approx(sgd)  # one stream per study index, shared by the arms
+    assert draws[0][0] != pytest.approx(draws[1][0])  # and independent between studies
+    again = run_benchmark(prof, out_dir=tmp_path / "run", report=False)
+    assert again.trials_run == 0 and again.resumed_trials == 24
+    runs = confirm_trials(load([str(tmp_path / "run")]).trials)
+    assert sorted(runs["unit"].unique()) == ["study 1", "study 2", "study 3"]
+    summary = arm_summary(runs)
+    assert summary["n"].tolist() == [3, 3] and set(summary["unit_kind"]) == {"study"}
+
+
+def test_studies_are_validated():
+    with pytest.raises(SuiteError, match="studies must be an integer >= 1"):
+        parse_profile(profile(studies=0))
+    with pytest.raises(SuiteError, match="studies must be at most 100"):
+        parse_profile(profile(studies=101))
+    with pytest.raises(SuiteError, match="must be <= 4294967295"):
+        parse_profile(profile(studies=2, seed=2**32 - 10))

@@ -301,6 +301,56 @@ def test_leaderboard_never_chooses_on_tuning_luck_or_test(tmp_path):
     assert "Not shown (no confirm validation value" in board(page, "optimizers")["sunspots"]
 
 
+def test_a_merged_report_of_two_budgets_keeps_two_arms_and_never_compares_across_them(tmp_path):
+    """The same two arms run at 5 and at 10 epochs, in two run folders: the report shows two
+    budgets of digits, each with its own leaderboard and findings; nothing pools the 5-epoch and
+    10-epoch runs (n stays 3 per arm) and no test sets a 5-epoch arm against a 10-epoch one."""
+    import optuna
+
+    from tests.report_data import PROTOCOL
+
+    folders = []
+    for epochs, shift in ((5, 0.0), (10, 0.05)):
+        folder = tmp_path / f"e{epochs}"
+        folder.mkdir()
+        storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+        for family, q in (("mlp", 0.80), ("cnn", 0.85)):
+            write_arm(storage, task="digits", family=family, optimizer="adam", regs=["none"], tune=[q],
+                      confirm=[(q + shift + d, q + shift + d) for d in (0.0, 0.01, -0.01)],
+                      protocol={**PROTOCOL, "epochs": epochs})
+        folders.append(str(folder))
+    page = build_report(folders, tmp_path / "report").read_text()
+    assert_complete(page)
+    found = json.loads((tmp_path / "report" / "findings.json").read_text())
+    tasks = sorted({f["task"] for f in found})
+    assert len(tasks) == 2 and all(t.startswith("digits [") for t in tasks)
+    assert any("5 epochs" in t for t in tasks) and any("10 epochs" in t for t in tasks)
+    recs = [f for f in found if f["kind"] == "recommendation"]
+    assert len(recs) == 2 and all(f["evidence"]["n"] == 3 for f in recs)  # never 6: not pooled
+    pairs = [f for f in found if f["subject"] == "family" and "a" in f["evidence"]]
+    assert len(pairs) == 2 and all({f["evidence"]["a"], f["evidence"]["b"]} == {"mlp", "cnn"} for f in pairs)
+    assert "digits ran with 2 budgets" in section_of(page, "findings")
+
+
+def test_a_failed_seed_lowers_its_arm_in_the_report_and_is_named(tmp_path):
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    write_arm(storage, task="digits", family="mlp", optimizer="adam", regs=["none"], tune=[0.8],
+              confirm=[(0.8, 0.8)] * 3)
+    write_arm(storage, task="digits", family="cnn", optimizer="adam", regs=["none"], tune=[0.9],
+              confirm=[(0.9, 0.9), (0.91, 0.91), (None, None)], statuses=["complete", "complete", "diverged"])
+    page = build_report([str(tmp_path)], tmp_path / "report").read_text()
+    found = json.loads((tmp_path / "report" / "findings.json").read_text())
+    (pair,) = [f for f in found if f["subject"] == "family" and "a" in f["evidence"]]
+    assert pair["evidence"]["mean_a"] == pytest.approx(0.8) and pair["evidence"]["b"] == "cnn"
+    assert pair["evidence"]["mean_b"] == pytest.approx(1.81 / 3)  # the diverged seed scores 0
+    assert "cnn: 1 of 3 runs failed (scored at the task's worst value)" in pair["text"]
+    (rec,) = [f for f in found if f["kind"] == "recommendation"]
+    assert rec["evidence"]["family"] == "mlp"  # cnn's validation mean counts its failure too
+    assert "1 of 3" in section_of(page, "leaderboard")
+
+
 def test_protocol_values_are_readable_text():
     assert readable({"name": "median", "kwargs": {"n_startup_trials": 2}, "grid": [1, 2.5]}) == \
         "name=median, kwargs=(n_startup_trials=2), grid=[1, 2.5]"
