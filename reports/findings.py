@@ -45,17 +45,14 @@ def units_text(n: int, kind: str) -> str:
     return f"{n} {'seed' if n == 1 else 'seeds'} of one tuning study"
 
 
-def interval_text(low: float, high: float, n: int, *, level: float, spread: bool = True,
-                  what: str = "difference") -> str:
-    """The interval as a sentence gives it, or why there is none."""
+def interval_text(low: float, high: float, n: int, *, level: float, spread: bool = True) -> str:
+    """``95% CI a..b`` (with "no spread" where the values are all equal), or ``no 95% CI from n
+    units (needs 6)`` where the exact interval does not exist."""
     if n == 0:
         return "no shared unit"
     if not (math.isfinite(low) and math.isfinite(high)):
-        return (f"no {level:.0%} interval: {n} unit{'s' if n != 1 else ''} cannot exclude any {what}, the "
-                f"exact test needs {MIN_UNITS}")
-    if not spread:
-        return f"no spread over {n} units, {level:.0%} CI {g(low)}..{g(high)}"
-    return f"{level:.0%} CI {g(low)}..{g(high)}"
+        return f"no {level:.0%} CI: {n} unit{'s' if n != 1 else ''}, an exact one needs {MIN_UNITS}"
+    return f"{level:.0%} CI {g(low)}..{g(high)}" + ("" if spread else ", no spread")
 
 
 def failures_text(failed: Any, runs: Any, label: str | None = None) -> str:
@@ -122,42 +119,37 @@ def comparisons(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.DataF
 def pair_sentence(r: pd.Series, metric: str, *, level: float, alpha: float) -> tuple[str, str]:
     """The kind (``difference``, ``indistinguishable``, ``not compared``) and sentence of one test."""
     n, m = int(r["n"]), int(r["m"])
-    question = QUESTIONS[str(r["question"])]
-    over = f"{units_text(n, str(r['unit_kind']))}" if n else "no unit"
-    holm_text = f"{g(r['p_holm'])} after Holm over the {m} tests of {question} in this report"
-    fails = [failures_text(r[f"failed_{s}"], r[f"runs_{s}"], r[s]) for s in "ab"]
-    fails = "".join(f"; {t}" for t in fails if t)
     if n == 0:
         return "not compared", (f"{r['a']} and {r['b']} on {r['where']} cannot be compared: they share no "
                                 "unit (study or confirm seed)")
-    no_t = "" if r["spread"] else "; all differences equal: not testable by t"
-    ci = interval_text(r["ci_low"], r["ci_high"], n, level=level, spread=bool(r["spread"]))
+    question = QUESTIONS[str(r["question"])]
+    fails = [failures_text(r[f"failed_{s}"], r[f"runs_{s}"], r[s]) for s in "ab"]
+    fails = "".join(f"; {t}" for t in fails if t)
+    evidence = (f"{g(r['diff'])} {metric} over {units_text(n, str(r['unit_kind']))} ("
+                + interval_text(r["ci_low"], r["ci_high"], n, level=level, spread=bool(r["spread"]))
+                + f"; exact sign-flip p = {g(r['p'])}, {g(r['p_holm'])} after Holm over the {m} tests of "
+                + f"{question}" + ("" if r["spread"] else "; all differences equal: not testable by t") + ")")
     if r["significant"]:
         prob = f"P({r['a']} > {r['b']}) = {g(r['prob'])} over paired runs"
-        if r["prob_low"] == r["prob_high"] == r["prob"]:
-            prob += f" ({r['a']} ahead in every unit)" if r["prob"] == 1 else ""
-        elif math.isfinite(float(r["prob_low"])):
-            prob += f" ({level:.0%} bootstrap interval over units {g(r['prob_low'])}..{g(r['prob_high'])})"
-        return "difference", (f"{r['a']} beats {r['b']} on {r['where']} by {g(r['diff'])} {metric} ({ci}; "
-                              f"exact sign-flip p = {g(r['p'])} over {over}, {holm_text}{no_t}; "
-                              f"{prob}{fails})")
+        if r["prob_low"] == r["prob_high"] == r["prob"] == 1:
+            prob += " (ahead in every unit)"
+        elif math.isfinite(float(r["prob_low"])) and r["prob_low"] != r["prob_high"]:
+            prob += f", {level:.0%} bootstrap interval over units {g(r['prob_low'])}..{g(r['prob_high'])}"
+        return "difference", f"{r['a']} beats {r['b']} on {r['where']} by {evidence}; {prob}{fails}"
+    level_m = alpha / max(m, 1)
+    effect = detectable_effect(n, level_m)
     if not r["spread"] and r["diff"] == 0:
         detect = "identical on every unit"
+    elif not math.isfinite(effect):
+        detect = (f"nothing was detectable: {n} units give p >= {g(r['p_min'])}, and Holm over {m} tests "
+                  f"needs p < {g(level_m)}")
+    elif r["sd"] > 0:
+        detect = (f"this design had an 80% chance to detect a difference of {g(effect * r['sd'])} {metric} "
+                  f"or more (spread of the differences {g(r['sd'])}, {n} units, alpha {alpha:g} / {m})")
     else:
-        level_m = alpha / max(m, 1)
-        effect = detectable_effect(n, level_m)
-        if not math.isfinite(effect):
-            detect = (f"with {n} units the exact test cannot reach p < {g(level_m)} (alpha {alpha:g} over "
-                      f"{m} tests; its smallest p is {g(r['p_min'])}): no difference was detectable")
-        elif r["sd"] > 0:
-            detect = (f"this design had an 80% chance to detect a difference of {g(effect * r['sd'])} "
-                      f"{metric} or more (from the spread of the differences, {g(r['sd'])}, over {n} "
-                      f"units, alpha {alpha:g} over {m} tests)")
-        else:
-            detect = "the differences have no spread: the number of units, not the noise, limits this test"
+        detect = "the differences have no spread: the number of units, not the noise, limits this test"
     return "indistinguishable", (f"{r['a']} and {r['b']} are not distinguishable on {r['where']} at this "
-                                 f"budget: difference {g(r['diff'])} {metric} ({ci}; exact sign-flip p = "
-                                 f"{g(r['p'])} over {over}, {holm_text}{no_t}); {detect}{fails}")
+                                 f"budget: difference {evidence}; {detect}{fails}")
 
 
 def report_findings(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.DataFrame,
@@ -221,13 +213,13 @@ def recommendation(task: str, best: pd.DataFrame, family_tests: pd.DataFrame, me
                 f"{g(r['diff'])} {metric} (p = {g(r['p_holm'])} after Holm): validation and test disagree")
         return [{"task": task, "kind": "no recommendation", "subject": "family", "text": text + suffix,
                  "evidence": {**evidence, "beaten_by": r["a"]}, "budget": bud}]
-    ci = interval_text(top["ci_low"], top["ci_high"], n, level=level, spread=bool(top["spread"]), what="mean")
+    ci = interval_text(top["ci_low"], top["ci_high"], n, level=level, spread=bool(top["spread"]))
     others = len(order) - 1
     chosen = (f"chosen on its confirm validation {metric} {g(top['select_key'])}"
               + (f", the best of {others + 1} families" if others else ", the only family"))
     fails = failures_text(top["failed"], top["runs"])
-    text = (f"On {task}, use {top['family']} ({arm_text(top)}): test {metric} {g(top['mean'])} ({ci}, "
-            f"{units_text(n, str(top['unit_kind']))}), {chosen}" + (f"; {fails}" if fails else ""))
+    text = (f"On {task}, use {top['family']} ({arm_text(top)}): test {metric} {g(top['mean'])} over "
+            f"{units_text(n, str(top['unit_kind']))} ({ci}), {chosen}" + (f"; {fails}" if fails else ""))
     mine = family_tests[(family_tests["a"] == str(top["family"])) | (family_tests["b"] == str(top["family"]))]
     ties = sorted({str(r["b"] if r["a"] == str(top["family"]) else r["a"]) for _, r in mine.iterrows()
                    if not r["significant"]})
