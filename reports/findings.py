@@ -4,7 +4,8 @@ Three questions are asked of every task (each budget of a task is a task of its 
 :func:`reports.stats.separate_arms`):
 
 * **families**: each family's best arm among the arms the task's families share, compared pairwise;
-* **optimizers**: within each family, each optimizer's best arm (over its regularizer sets);
+* **optimizers**: within each family, each optimizer's best arm over the regularizer sets every
+  optimizer of that family ran (an optimizer tuned with more sets is not favoured by its best of more);
 * **regularizers**: within each family and optimizer, every regularizer set.
 
 A pair is compared on its per-unit differences (:mod:`reports.paired`: a unit is a study with
@@ -28,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from reports.paired import MIN_UNITS, correct, detectable_effect, pairwise
-from reports.stats import ARM, best_of, confirm_units, ranked
+from reports.stats import ARM, confirm_units, optimizer_best, ranked
 
 QUESTIONS = {"family": "families", "optimizer": "optimizers", "regularizers": "regularizer sets"}
 
@@ -102,7 +103,7 @@ def comparisons(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.DataF
     for task, b in family_best.groupby("task", sort=True):
         add(b, "family", str(task))
     for (task, family), fa in arms.groupby(["task", "family"], sort=True):
-        add(best_of(fa, ["task", "family", "optimizer"]), "optimizer", f"{task} / {family}")
+        add(optimizer_best(fa), "optimizer", f"{task} / {family}")
         for optimizer, fo in fa.groupby("optimizer", sort=True):
             add(fo, "regularizers", f"{task} / {family} / {optimizer}")
     if not tables:

@@ -531,7 +531,7 @@ def optimizers(ctx: Context) -> list[Block]:
     if ctx.confirm.empty and tune.empty:
         return [note("No completed trials to compare optimizers.")]
     blocks: list[Block] = []
-    best = stats.best_of(ctx.arms, ["task", "family", "optimizer"])
+    best = stats.optimizer_best(ctx.arms)
     for task in ctx.tasks:
         metric, direction, _ = ctx.task_info(task)
         b = best[best["task"] == task] if len(best) else best
@@ -599,8 +599,8 @@ def optimizers(ctx: Context) -> list[Block]:
 
 def best_per(ctx: Context, problem: Sequence[str], solver: str) -> pd.DataFrame:
     """Each solver's best arm per problem: families on their common arms (:attr:`Context.family_best`),
-    optimizers by :func:`reports.stats.best_of` over their arms."""
-    return ctx.family_best if solver == "family" else stats.best_of(ctx.arms, [*problem, solver])
+    optimizers on their common regularizer sets (:func:`reports.stats.optimizer_best`)."""
+    return ctx.family_best if solver == "family" else stats.optimizer_best(ctx.arms)
 
 
 @section("regularizers", "Regularizers")

@@ -224,21 +224,23 @@ def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
 def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
     """Per arm, the best tuning validation value so far against the number of tuning trials run.
 
-    Tuning trials (phase ``tune``, not surplus) are counted in trial-number order; each counts as a
-    trial run, pruned and failed ones too (they spent budget), but only ``COMPLETE`` trials with a
-    finite ``val`` can improve the best. The curve tells whether more trials would have changed
-    the answer: a curve still rising at its last trial would.
+    Tuning trials (phase ``tune``) are counted in trial-number order within each study; each counts
+    as a trial run, pruned and failed ones too (they spent budget), but only ``COMPLETE`` trials with
+    a finite ``val`` can improve the best. An arm with several studies gets the mean over its studies
+    of their best so far (``studies`` says how many had a value). The curve tells whether more trials
+    would have changed the answer: a curve still rising at its last trial would.
 
     Returns:
         Long frame: ``ARM`` columns, ``trials`` (1..N), ``best`` (NaN until a trial completes),
-        ``direction``.
+        ``studies``, ``direction``.
     """
-    cols = [*ARM, "trials", "best", "direction"]
+    cols = [*ARM, "trials", "best", "studies", "direction"]
     if trials.empty:
         return pd.DataFrame(columns=cols)
     t = trials[trials["phase"] == "tune"]
+    per_study = [c for c in ("source", "study") if c in t]
     rows = []
-    for key, g in t.sort_values("number").groupby(ARM, sort=True, dropna=False):
+    for key, g in t.sort_values("number").groupby([*ARM, *per_study], sort=True, dropna=False):
         direction = g["direction"].dropna()
         direction = str(direction.iloc[0]) if len(direction) else "maximize"
         sign = 1.0 if direction == "maximize" else -1.0
@@ -247,9 +249,14 @@ def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
             v = float(r["val"]) if r["state"] == "COMPLETE" and pd.notna(r["val"]) else math.nan
             if math.isfinite(v) and (not math.isfinite(best) or sign * v > sign * best):
                 best = v
-            rows.append({**dict(zip(ARM, key, strict=True)), "trials": i, "best": best,
+            rows.append({**dict(zip(ARM, key[:len(ARM)], strict=True)), "trials": i, "best": best,
                          "direction": direction})
-    return pd.DataFrame(rows, columns=cols)
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    frame = pd.DataFrame(rows)
+    out = frame.groupby([*ARM, "trials"], sort=True, dropna=False).agg(
+        best=("best", "mean"), studies=("best", "count"), direction=("direction", "first")).reset_index()
+    return out[cols]
 
 
 def selection_optimism(summary: pd.DataFrame) -> pd.DataFrame:
@@ -480,6 +487,13 @@ def equal_budget(summary: pd.DataFrame, *, by: Sequence[str] = ("task",),
     in_common = keys.merge(common.assign(_a=True), on=[*by, *arm], how="left")["_a"]
     out["common"] = has_common.notna().to_numpy()
     return out[~out["common"].to_numpy() | in_common.notna().to_numpy()]
+
+
+def optimizer_best(arms: pd.DataFrame) -> pd.DataFrame:
+    """Each (task, family, optimizer)'s compared arm: its best (:func:`best_of`) among the regularizer
+    sets every optimizer of that task and family ran (:func:`equal_budget`)."""
+    fair = equal_budget(arms, by=["task", "family"], across="optimizer")
+    return best_of(fair, ["task", "family", "optimizer"])
 
 
 def epoch_totals(trials: pd.DataFrame) -> dict[str, float]:

@@ -9,7 +9,7 @@ importing torch; training starts in :mod:`suite.train`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -87,12 +87,24 @@ def trial_params(task: Task) -> tuple[Param, ...]:
     )
 
 
+def scaled_lr(param: Param, scale: float) -> Param:
+    """``param`` itself, or for ``lr`` with a ``scale`` other than 1 the same declaration with its
+    default and search range multiplied by ``scale`` (its allowed range unchanged)."""
+    if param.name != "lr" or scale == 1.0:
+        return param
+    low, high = param.search_range()
+    return replace(param, default=float(f"{param.default * scale:.6g}"),
+                               search=(float(f"{low * scale:.6g}"), float(f"{high * scale:.6g}")))
+
+
 def declared_params(
     task: Task, family: Family, optimizer: OptimizerSpec, regularizers: Sequence[Regularizer]
 ) -> list[Param]:
     """All params of an arm, in order: trial, optimizer, family, regularizers (a later declaration
-    of the same name replaces an earlier one, as in :func:`suite.params.resolve`)."""
-    out = [*trial_params(task), *optimizer.params, *family.declared(task)]
+    of the same name replaces an earlier one, as in :func:`suite.params.resolve`). The optimizer's
+    learning rate (default and search range) is scaled by the family's ``lr_scale``."""
+    out = [*trial_params(task), *(scaled_lr(p, family.lr_scale) for p in optimizer.params),
+           *family.declared(task)]
     for reg in regularizers:
         out += reg.params_for(optimizer)
     return out

@@ -20,6 +20,22 @@ def test_standard_profile_has_a_complete_family_and_optimizer_subtable():
     assert p["trials"] == p["arms"] * p["trials_per_arm"]
 
 
+def test_paired_tests_plan_counts_the_reports_tests_and_the_exact_floor():
+    from suite.plan import paired_tests
+    from suite.profile import parse_profile
+
+    base = {"name": "p", "tune_trials": 2, "confirm_seeds": 3, "matrix": [
+        {"tasks": ["digits"], "families": ["mlp", "cnn", "rnn"], "optimizers": ["adam"]},
+        {"tasks": ["digits"], "families": ["mlp"], "optimizers": ["sgd"], "regularizers": [["none"], ["l2"]]}]}
+    seeds = paired_tests(parse_profile(base))
+    assert seeds["families"]["tests"] == 3 and seeds["optimizers"]["tests"] == 1
+    assert seeds["regularizers"]["tests"] == 1 and seeds["families"]["units"] == 3
+    assert seeds["families"]["unit"] == "confirm seeds of one study" and not seeds["families"]["can_claim"]
+    studies = paired_tests(parse_profile({**base, "studies": 8, "confirm_seeds": 1}))
+    assert studies["families"]["p_min"] == 2 / 2**8 and studies["families"]["can_claim"]  # 3 x 0.0078
+    assert "no difference can hold" in paired_tests(parse_profile({**base, "studies": 6}))["families"]["text"]
+
+
 @pytest.mark.parametrize("name", builtin_profiles())
 def test_every_builtin_profile_has_a_plan(name):
     prof = load_profile(name)
@@ -36,9 +52,11 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     done = CliRunner().invoke(app, ["benchmark", "--profile", "standard", "--dry-run"])
     assert done.exit_code == 0, done.output
-    assert "standard: 96 arms x " in done.output
+    assert "standard: 40 arms x 60 trials (10 studies x 6) = 2,400 trials" in done.output
+    assert "families: 24 tests over 10 studies; exact p >= 0.00195, after Holm over 24 at best 0.0469: a " \
+           "difference can hold" in done.output
     assert "families: Friedman over 4 families x 4 blocks" in done.output
-    assert "optimizers: Friedman over 3 optimizers x 8 blocks" in done.output
+    assert "optimizers: Friedman over 3 optimizers x 4 blocks" in done.output
     assert list(tmp_path.iterdir()) == []  # no run folder, no storage
     done = CliRunner().invoke(app, ["benchmark", "--profile", "nosuch", "--dry-run"])
     assert done.exit_code == 2 and "error:" in done.output
@@ -57,8 +75,8 @@ def test_estimate_from_earlier_timings_and_what_it_lacks():
     expected = sum(per_arm * (a.epochs * 0.5 + 1.0) for a in prof.arms)
     full = estimate(prof, times, jobs=2)
     assert full["missing"] == [] and full["hours"] == pytest.approx(expected / 2 / 3600)
-    part = estimate(prof, times[times["family"] != "gan"], jobs=1)
-    assert part["hours"] is None and part["missing"] == ["ring-gan/gan"] and part["hours_known"] > 0
+    part = estimate(prof, times[times["family"] != "mlp"], jobs=1)
+    assert part["hours"] is None and part["missing"] == ["mnist1d/mlp"] and part["hours_known"] > 0
 
 
 @pytest.mark.parametrize("name", ["quick", "standard", "full"])

@@ -66,6 +66,10 @@ class Family:
             are derived from these (:meth:`accepts`), so a new family appears on every task it fits.
         tiny: param values that make the network tiny, for the smoke tests generated from the
             registry (``tests/test_families_generated.py``); empty = the defaults.
+        lr_scale: the family's learning rate relative to each optimizer's reference (its default
+            and search range are multiplied by it, whatever the optimizer): some architectures
+            train well at another rate than the MLP the optimizers' defaults were set on. Declare it
+            with the measurement that justifies it.
     """
 
     name: str
@@ -77,6 +81,7 @@ class Family:
     kinds: tuple[str, ...] = SUPERVISED
     ranks: tuple[int, ...] = (1, 2, 3)
     tiny: Mapping[str, Any] = field(default_factory=dict)
+    lr_scale: float = 1.0
 
     def accepts(self, task: Task) -> str | None:
         """``None`` when this family can train on ``task``, else why not (one phrase)."""
@@ -108,6 +113,7 @@ class Family:
             "kinds": list(self.kinds),
             "ranks": list(self.ranks),
             "tiny": dict(self.tiny),
+            "lr_scale": self.lr_scale,
             "params": {p.name: p.default for p in params},
         }
 
@@ -125,13 +131,16 @@ def register_family(
     kinds: tuple[str, ...] = SUPERVISED,
     ranks: tuple[int, ...] = (1, 2, 3),
     tiny: Mapping[str, Any] | None = None,
+    lr_scale: float = 1.0,
 ) -> Callable:
     """Decorator registering a network builder ``build(task, params) -> nn.Module`` as a family that
     takes tasks of ``kinds`` with inputs of ``ranks``."""
 
     def decorator(build: Callable[[Task, Mapping[str, Any]], nn.Module]):
+        if not 0 < lr_scale < 1e3:
+            raise ValueError(f"family {name!r}: lr_scale must be in (0, 1000), got {lr_scale=}")
         FAMILIES.add(name, Family(name, build, params, supports, module, description, kinds, ranks,
-                                  dict(tiny or {})))
+                                  dict(tiny or {}), lr_scale))
         return build
 
     return decorator
