@@ -126,10 +126,11 @@ def pair_sentence(r: pd.Series, metric: str, *, level: float, alpha: float) -> t
     question = QUESTIONS[str(r["question"])]
     fails = [failures_text(r[f"failed_{s}"], r[f"runs_{s}"], r[s]) for s in "ab"]
     fails = "".join(f"; {t}" for t in fails if t)
-    evidence = (f"{g(r['diff'])} {metric} over {units_text(n, str(r['unit_kind']))} ("
-                + interval_text(r["ci_low"], r["ci_high"], n, level=level, spread=bool(r["spread"]))
-                + f"; exact sign-flip p = {g(r['p'])}, {g(r['p_holm'])} after Holm over the {m} tests of "
-                + f"{question}" + ("" if r["spread"] else "; all differences equal: not testable by t") + ")")
+    tests = f"the {m} tests of {question}" if m != 1 else f"the 1 test of {question}"
+    no_t = "" if r["spread"] else "; all differences equal: not testable by t"
+    ci = interval_text(r["ci_low"], r["ci_high"], n, level=level, spread=bool(r["spread"]))
+    evidence = (f"{g(r['diff'])} {metric} over {units_text(n, str(r['unit_kind']))} ({ci}; exact sign-flip "
+                f"p = {g(r['p'])}, {g(r['p_holm'])} after Holm over {tests}{no_t})")
     if r["significant"]:
         prob = f"P({r['a']} > {r['b']}) = {g(r['prob'])} over paired runs"
         if r["prob_low"] == r["prob_high"] == r["prob"] == 1:
@@ -219,7 +220,9 @@ def recommendation(task: str, best: pd.DataFrame, family_tests: pd.DataFrame, me
     chosen = (f"chosen on its confirm validation {metric} {g(top['select_key'])}"
               + (f", the best of {others + 1} families" if others else ", the only family"))
     fails = failures_text(top["failed"], top["runs"])
-    text = (f"On {task}, use {top['family']} ({arm_text(top)}): test {metric} {g(top['mean'])} over "
+    several = top.get("common") is True and int(top.get("n_arms", 1)) > 1
+    shared = ", the arm the families share" if several else ""
+    text = (f"On {task}, use {top['family']} ({arm_text(top)}{shared}): test {metric} {g(top['mean'])} over "
             f"{units_text(n, str(top['unit_kind']))} ({ci}), {chosen}" + (f"; {fails}" if fails else ""))
     mine = family_tests[(family_tests["a"] == str(top["family"])) | (family_tests["b"] == str(top["family"]))]
     ties = sorted({str(r["b"] if r["a"] == str(top["family"]) else r["a"]) for _, r in mine.iterrows()

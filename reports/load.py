@@ -205,7 +205,8 @@ def budget_label(protocol: dict[str, Any], epochs: Any) -> str | None:
         n, k = int(protocol.get("studies") or 1), int(protocol["confirm_seeds"])
         parts.append(f"{n} {'study' if n == 1 else 'studies'} x {k} {'seed' if k == 1 else 'seeds'}")
     if protocol.get("confirm_candidates") is not None:
-        parts.append(f"{protocol['confirm_candidates']} candidates")
+        c = int(protocol["confirm_candidates"])
+        parts.append(f"{c} {'candidate' if c == 1 else 'candidates'}")
     if protocol.get("space") is not None:
         parts.append(f"space {protocol['space']}")
     return ", ".join(parts) or None
