@@ -220,7 +220,7 @@ def recommendation(task: str, best: pd.DataFrame, family_tests: pd.DataFrame, me
     chosen = (f"chosen on its confirm validation {metric} {g(top['select_key'])}"
               + (f", the best of {others + 1} families" if others else ", the only family"))
     fails = failures_text(top["failed"], top["runs"])
-    several = top.get("common") is True and int(top.get("n_arms", 1)) > 1
+    several = bool(top.get("common", False)) and int(top.get("n_arms", 1)) > 1
     shared = ", the arm the families share" if several else ""
     text = (f"On {task}, use {top['family']} ({arm_text(top)}{shared}): test {metric} {g(top['mean'])} over "
             f"{units_text(n, str(top['unit_kind']))} ({ci}), {chosen}" + (f"; {fails}" if fails else ""))

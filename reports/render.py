@@ -282,8 +282,9 @@ def findings_section(ctx: Context) -> list[Block]:
          else 0 for q in ("family", "optimizer", "regularizers")}
     blocks: list[Block] = [text(
         f"What the data support, per task. Families (each family's best arm among the arms they share), "
-        f"then the optimizers within each family (each optimizer's best arm), then the regularizer sets "
-        f"within each family and optimizer, are compared on their paired per-unit differences: {unit}. A "
+        f"then the optimizers within each family (each optimizer's best arm among the regularizer sets "
+        f"they share), then the regularizer sets within each family and optimizer, are compared on "
+        f"their paired per-unit differences: {unit}. A "
         f"failed or diverged run counts, scored at the task's worst value. The exact two-sided sign-flip "
         f"test decides (no normality assumed; its smallest p is 2 / 2^n, so 6 units are needed for p < "
         f"0.05), its inversion gives the {ctx.level:.0%} interval, and Holm's correction runs over every "
