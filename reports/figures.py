@@ -142,7 +142,7 @@ def architecture_figure(trials: pd.DataFrame, summary: pd.DataFrame, curves: pd.
         ax[0, 0].set_ylabel(f"test/{metric}")
         ax[0, 0].set_title("best arm per family (runs, mean and exact 95% CI)")
         _curves(ax[0, 1], curves, trials, f"val/{metric}", "family", colors)
-        ax[0, 1].set_title("validation curves (mean over seeds)")
+        ax[0, 1].set_title("validation curves (mean over runs)")
         return to_uri(fig)
 
 

@@ -520,9 +520,10 @@ def architectures(ctx: Context) -> list[Block]:
             continue
         uri = figures.architecture_figure(ctx.best_trials(b), b, ctx.data.curves, metric)
         blocks.append(figure(uri, f"{task}: families compared",
-                             "Left: each point is one seed of the family's best arm (as in the "
-                             "leaderboard); bar: mean and "
-                             f"{ctx.level:.0%} CI. Right: validation {metric} per epoch, mean over seeds."))
+                             "Left: each point is one confirm run of the family's best arm (as in the "
+                             "leaderboard); bar: mean and exact "
+                             f"{ctx.level:.0%} CI (none below 6 units). Right: validation {metric} per "
+                             "epoch, mean over runs."))
     return blocks
 
 
@@ -552,9 +553,9 @@ def optimizers(ctx: Context) -> list[Block]:
         trials = ctx.best_trials(b) if len(b) else ctx.confirm.iloc[0:0]
         uri = figures.optimizer_figure(metric, fams, trials, b, ctx.data.curves, tt)
         blocks.append(figure(uri, f"{task}: optimizers compared",
-                             "Per family: seeds and mean with CI of each optimizer's best arm (left), its "
-                             "validation curves (middle), and the validation metric of every completed "
-                             "tuning trial against its learning rate (right, log scale)."))
+                             "Per family: runs and mean with the exact CI of each optimizer's best arm "
+                             "(left), its validation curves (middle), and the validation metric of every "
+                             "completed tuning trial against its learning rate (right, log scale)."))
     blocks.append(sub("Performance profiles across tasks"))
     blocks.append(text(
         "Dolan-More profiles: for each solver, the fraction of problems on which its cost is within a "
