@@ -391,7 +391,7 @@ def test_yaml_booleans_and_a_country_code_are_accepted():
     ("seed: '3'\n", "got '3'"),
     ("sampler_seed: -1\n", "sampler_seed must be an integer in 0..4294967295 (2**32 - 1), got -1"),
     ("sampler_seed: 4294967296\n", "got 4294967296"),
-    ("seed: 4294967295\nconfirm_seeds: 1\n", "seed + confirm_seeds must be <= 4294967295"),
+    ("seed: 4294967295\nconfirm_seeds: 1\n", "seed + studies x confirm_seeds and seed + (studies - 1) x 1000000 must be <= 4294967295"),
 ])
 def test_profile_seeds_must_fit_numpy(tmp_path, extra, expected):
     assert expected in dry_run_refused(tmp_path, BASE + extra)
