@@ -23,7 +23,6 @@ another family beats the winner, the report recommends none rather than two.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -233,7 +232,3 @@ def recommendation(task: str, best: pd.DataFrame, family_tests: pd.DataFrame, me
     return [{"task": task, "kind": "recommendation", "subject": "family", "text": text + suffix,
              "evidence": evidence, "budget": bud}]
 
-
-def winners(findings: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """Per task, the family its recommendation names (none for a task without one)."""
-    return {f["task"]: str(f["evidence"]["family"]) for f in findings if f["kind"] == "recommendation"}

@@ -358,9 +358,6 @@ def selection_keys(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"select_key": conf, "selected_on": on}, index=summary.index)
 
 
-SELECTED_ON = {"confirm": "confirm validation mean"}
-
-
 def best_of(summary: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """The best eligible arm per group of ``by`` columns by :func:`selection_keys` (ties: fewer failed
     runs, then the first in arm order).
