@@ -289,16 +289,14 @@ def pairwise(units: pd.DataFrame, runs: pd.DataFrame, arms: pd.DataFrame, *, lab
         per_run[str(arm[label])] = runs.merge(ident, on=key).set_index(["unit", "run"])["score"]
     direction = str(arms["direction"].iloc[0]) if len(arms) else "maximize"
     out = []
+    sign = 1.0 if direction == "maximize" else -1.0
     for left, right in itertools.combinations(per_arm, 2):
         shared = sorted(set(per_arm[left].index) & set(per_arm[right].index))
+        a, b = per_arm[left].reindex(shared), per_arm[right].reindex(shared)
+        if sign * float((a - b).mean()) < 0:  # the better one first, decided before the costly parts
+            left, right, a, b = right, left, b, a
         both = per_run[left].to_frame("a").join(per_run[right].to_frame("b"), how="inner").reset_index()
-        both = both[both["unit"].isin(shared)]
-        res = compare(per_arm[left].reindex(shared), per_arm[right].reindex(shared), direction=direction,
-                      level=level, runs=both)
-        if res["diff"] < 0:  # the better one first
-            left, right = right, left
-            res = compare(per_arm[left].reindex(shared), per_arm[right].reindex(shared), direction=direction,
-                          level=level, runs=both.rename(columns={"a": "b", "b": "a"}))
+        res = compare(a, b, direction=direction, level=level, runs=both[both["unit"].isin(shared)])
         out.append({"a": left, "b": right, **res})
     return pd.DataFrame(out, columns=COLUMNS)
 

@@ -442,7 +442,6 @@ def leaderboard(ctx: Context) -> list[Block]:
                    f"sign-flip test inverted, within the metric's bounds; none below 6 units).")]
     best = ctx.family_best
     for task in ctx.tasks:
-        _, direction, _ = ctx.task_info(task)
         b = best[best["task"] == task]
         blocks.append(sub(ctx.task_heading(task)))
         blocks += ctx.family_budget(task)
@@ -720,15 +719,14 @@ def devices(ctx: Context) -> list[Block]:
     c = ctx.confirm
     if c.empty:
         return [note(f"{len(machines)} machines in the data but no completed confirm trials to compare.")]
-    # the same arm at the same budget, whichever source it came from (sources are told apart in the
-    # family label elsewhere: stats.separate_arms)
-    same = ["task", "family", "optimizer", "regularizers"]
+    # the same arm at the same budget, whichever source it came from: the original family name (the
+    # other sections tell sources apart in the family label, stats.separate_arms)
     c = stats.to_target(c).assign(kwh_1k=lambda d: stats.per_1k_samples(d), family=c["family_name"])
-    g = c.groupby([*same, "machine"], dropna=False).agg(
+    g = c.groupby([*stats.ARM, "machine"], dropna=False).agg(
         n=("uid", "count"), samples_per_s=("samples_per_s", "mean"),
         time_to_target_s=("time_to_target_s", "mean"), kwh_1k=("kwh_1k", "mean"),
         test=("test", "mean")).reset_index()
-    shared = g.groupby(same, dropna=False)["machine"].transform("nunique") >= 2
+    shared = g.groupby(stats.ARM, dropna=False)["machine"].transform("nunique") >= 2
     g = g[shared]
     blocks = [text(f"Machines (device: model): {', '.join(machines)}. Same arms, confirm trials, means per "
                    "machine; energy per 1,000 training samples = kWh / (samples/s x fit time) x 1,000.")]

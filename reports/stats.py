@@ -221,6 +221,8 @@ def tune_best_val(trials: pd.DataFrame) -> pd.DataFrame:
         rows.append({**dict(zip(ARM, key, strict=True)), "tune_best_val": float(np.mean(values)),
                      "n_tune": len(g)})
     return pd.DataFrame(rows, columns=cols)
+
+
 def tuning_curves(trials: pd.DataFrame) -> pd.DataFrame:
     """Per arm, the best tuning validation value so far against the number of tuning trials run.
 
@@ -276,8 +278,6 @@ def selection_optimism(summary: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-
-
 def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
                 tuning: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per arm of the confirm runs (:func:`confirm_trials`, failures scored): test mean and
@@ -290,7 +290,7 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
             ``None``: that column is NaN for every arm.
 
     Columns: ``ARM``, ``metric``, ``direction``, ``n`` (units), ``unit_kind`` (``study`` or
-    ``seed``), ``n_runs``, ``mean``, ``std``, ``spread``, ``half_width``, ``ci_low``, ``ci_high``
+    ``seed``), ``mean``, ``std``, ``spread``, ``half_width``, ``ci_low``, ``ci_high``
     (test, over units: :func:`exact_ci`, clipped to ``[low, high]``: where it was, ``clipped``;
     NaN when the units are too few for an interval to exist),
     ``config`` (``defaults`` or ``tuned #N`` with one study; None when unknown or several),
@@ -302,7 +302,7 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
     ``ideal``, ``baseline``, ``low``, ``high``.
     """
     cols = [*ARM, "metric", "direction", "ideal", "baseline", "low", "high", "clipped", "config", "n",
-            "unit_kind", "n_runs", "mean", "std", "spread", "half_width", "ci_low", "ci_high",
+            "unit_kind", "mean", "std", "spread", "half_width", "ci_low", "ci_high",
             "val_mean", "tune_best_val", "n_tune", "runs", "failed", "gap_mean", "n_params", "fit_s",
             "samples_per_s", "energy_kwh", "emissions_kg", "time_to_target_s", "energy_to_target_kwh",
             "reached"]
@@ -321,7 +321,7 @@ def arm_summary(confirm: pd.DataFrame, *, level: float = 0.95,
         metric=("metric", "first"), direction=("direction", "first"),
         config=("config", lambda c: c.iloc[0] if c.nunique(dropna=False) == 1 else None),
         ideal=("ideal", "first"), baseline=("baseline", "first"), low=("low", "first"),
-        high=("high", "first"), n_runs=("test", "size"), runs=("test", "size"),
+        high=("high", "first"), runs=("test", "size"),
         failed=("failed", lambda f: int(np.sum(f.astype(bool)))),
         unit_kind=("unit", lambda u: str(u.iloc[0]).split(" ")[0]),
         gap_mean=("gap_final", "mean"), n_params=("n_params", "median"), fit_s=("fit_s", "mean"),
