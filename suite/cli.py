@@ -94,6 +94,11 @@ def catalogue(what: What) -> list[dict[str, Any]]:
         What.optimizers: OPTIMIZERS,
         What.regularizers: REGULARIZERS,
     }[what]
+    if what == What.tasks:  # which families fit is asked of the family registry, not of the task
+        from suite.families import families_for, not_offered
+
+        return [{**t.summary(), "families": list(families_for(t)), "not_offered": not_offered(t)}
+                for _, t in TASKS.items()]
     return [entry.summary() for _, entry in registry.items()]
 
 

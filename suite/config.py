@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from suite.errors import SuiteError
-from suite.families import FAMILIES, Family
+from suite.families import FAMILIES, Family, families_for, not_offered
 from suite.optimizers import OPTIMIZERS, SCHEDULE, OptimizerSpec
 from suite.params import Param, resolve
 from suite.regularizers import REGULARIZERS, Regularizer, resolve_regularizers
@@ -114,11 +114,11 @@ def resolve_config(config: TrialConfig) -> Resolved:
     """Validate ``config``; raise :class:`SuiteError` naming the bad value and what is allowed."""
     task = TASKS.get(config.task)
     family = FAMILIES.get(config.family)
-    if family.name not in task.families:
+    if family.name not in families_for(task):
         raise SuiteError(
             f"family {family.name!r} is not compatible with task {task.name!r} (it "
-            f"{task.not_offered().get(family.name, 'is not offered')}); compatible: "
-            f"{', '.join(task.families)}"
+            f"{not_offered(task).get(family.name, 'is not offered')}); compatible: "
+            f"{', '.join(families_for(task))}"
         )
     optimizer = OPTIMIZERS.get(config.optimizer)
     regularizers = resolve_regularizers(tuple(config.regularizers))

@@ -4,12 +4,12 @@ here (``pkgutil``): adding a task is adding one module, no list to edit."""
 import importlib
 import pkgutil
 
-from tasks.base import KINDS, TASKS, Split, Splits, Task, register_task
+from tasks.base import TASKS, Split, Splits, Task, register_task
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     importlib.import_module(f"{__name__}.{_info.name}")  # registration side effects
 
-__all__ = ["KINDS", "TASKS", "Split", "Splits", "Task", "get_task", "register", "register_task"]
+__all__ = ["TASKS", "Split", "Splits", "Task", "get_task", "register", "register_task"]
 
 
 def get_task(name: str) -> Task:

@@ -19,17 +19,6 @@ import torch
 
 from suite.registry import Registry
 
-Kind = Literal[
-    "classification",
-    "regression",
-    "forecasting",
-    "reconstruction",
-    "anomaly",
-    "generation",
-    "transfer",
-]
-KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
-
 Direction = Literal["maximize", "minimize"]
 
 
@@ -84,8 +73,8 @@ class Task:
         batch_size: default mini-batch size.
         narrow: families that fit the task's kind and input rank but are not offered on it, each
             with the reason (``{"cnn": "30 tabular features have no spatial order"}``); the
-            compatible families (:attr:`families`) are otherwise derived from what each family
-            declares it can take, so no task lists family names.
+            compatible families (``suite.families.families_for``) are otherwise derived from what
+            each family declares it can take, so no task lists family names.
         loader: ``loader(seed) -> Splits``; the same seed always gives the same split.
         loss: loss name (``tasks.kinds.LOSSES``: ``cross_entropy``, ``bce``, ``mse``, ...); families
             with another training paradigm may train with their own
@@ -112,7 +101,7 @@ class Task:
     """
 
     name: str
-    kind: Kind
+    kind: str
     input_shape: tuple[int, ...]
     outputs: int
     metric: str
@@ -135,31 +124,12 @@ class Task:
     narrow: Mapping[str, str] = field(default_factory=dict, compare=False)
     data_file: Mapping[str, str] = field(default_factory=dict, compare=False)
 
-    @property
-    def families(self) -> tuple[str, ...]:
-        """The families that can run on this task: every registered family whose declared kinds
-        and input ranks fit it (``Family.accepts``), minus the ones :attr:`narrow` leaves out."""
-        from suite.families import FAMILIES
-
-        return tuple(n for n, f in FAMILIES.items() if f.accepts(self) is None and n not in self.narrow)
-
-    def not_offered(self) -> dict[str, str]:
-        """Every registered family that cannot run on this task, with the reason."""
-        from suite.families import FAMILIES
-
-        out = {}
-        for n, f in FAMILIES.items():
-            reason = f.accepts(self) or self.narrow.get(n)
-            if reason:
-                out[n] = reason
-        return out
-
     def __post_init__(self) -> None:
-        from tasks.kinds import LOSSES
+        from tasks.kinds import LOSSES, TASK_KINDS
 
         self._resolve_scale()
-        if self.kind not in KINDS:
-            raise ValueError(f"task kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task kind must be one of {', '.join(TASK_KINDS.names())}, got {self.kind!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"task {self.name!r}: loss must be one of {', '.join(LOSSES)}, "
                              f"got {self.loss!r}")
@@ -251,8 +221,6 @@ class Task:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "loss": self.loss,
-            "families": list(self.families),
-            "not_offered": self.not_offered(),
             "augment": self.augment is not None,
             "baselines": dict(self.baselines),
             "download": self.download,

@@ -31,7 +31,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from suite.registry import Registry
-from tasks.base import KINDS, Split, Task
+from tasks.base import Split, Task
 
 Score = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -149,15 +149,21 @@ class TaskKind:
     metric_inputs: Callable[[Task, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     scorable: Callable[[torch.Tensor], bool] = field(default=lambda y: True)
     description: str = ""
+    trains_as: str | None = None
 
 
 TASK_KINDS: Registry[TaskKind] = Registry("task kind")
 
 
 def register_kind(kind: TaskKind) -> TaskKind:
-    """Add a task kind (kinds are values, so this is a call, as for tasks)."""
-    if kind.name not in KINDS:
-        raise ValueError(f"task kind {kind.name!r} is not one of {', '.join(KINDS)}")
+    """Add a task kind (kinds are values, so this is a call, as for tasks). A new kind is one call in
+    the module that defines it: no list to edit. ``trains_as`` names a registered kind whose families
+    also train this one (an ordinal task trains as ``regression``); families may also name the new
+    kind in their ``kinds``."""
+    if kind.trains_as is not None and kind.trains_as not in TASK_KINDS:
+        raise ValueError(f"task kind {kind.name!r}: trains_as must be one of "
+                         f"{', '.join(TASK_KINDS.names())}, "
+                         f"got {kind.trains_as!r}")
     return TASK_KINDS.add(kind.name, kind)
 
 

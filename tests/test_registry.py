@@ -1,7 +1,7 @@
 import pytest
 
 from suite.errors import SuiteError
-from suite.families import FAMILIES
+from suite.families import FAMILIES, families_for
 from suite.optimizers import OPTIMIZERS
 from suite.registry import Registry, UnknownNameError
 from suite.regularizers import REGULARIZERS
@@ -56,6 +56,6 @@ def test_registries_hold_the_documented_entries(registry, expected):
 def test_every_family_a_task_names_is_registered():
     """Tasks name their compatible families; a name that does not resolve is a bug (DeepOBS)."""
     for _, task in TASKS.items():
-        assert task.families, task.name
-        for name in task.families:
+        assert families_for(task), task.name
+        for name in families_for(task):
             assert FAMILIES.get(name).name == name

@@ -5,9 +5,9 @@ follow from the kinds and input ranks it declares."""
 import importlib
 import pkgutil
 
-from suite.families.base import ACTIVATIONS, FAMILIES, Family, register_family
+from suite.families.base import ACTIVATIONS, FAMILIES, Family, families_for, not_offered, register_family
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     importlib.import_module(f"{__name__}.{_info.name}")  # registration side effects
 
-__all__ = ["ACTIVATIONS", "FAMILIES", "Family", "register_family"]
+__all__ = ["ACTIVATIONS", "FAMILIES", "Family", "families_for", "not_offered", "register_family"]

@@ -60,7 +60,7 @@ class Family:
             family file can define the class where it is first needed: ``suite list``, ``--help``
             and validation never import Lightning (:meth:`module_class`).
         description: one line.
-        kinds: the task kinds it can take (``tasks.base.KINDS``).
+        kinds: the task kinds it can take (names in ``tasks.kinds.TASK_KINDS``).
         ranks: the input ranks it can take, without the batch dimension: 1 = feature vectors
             ``(F,)``, 2 = signals ``(C, L)``, 3 = images ``(C, H, W)``. A task's compatible families
             are derived from these (:meth:`accepts`), so a new family appears on every task it fits.
@@ -84,8 +84,11 @@ class Family:
     lr_scale: float = 1.0
 
     def accepts(self, task: Task) -> str | None:
-        """``None`` when this family can train on ``task``, else why not (one phrase)."""
-        if task.kind not in self.kinds:
+        """``None`` when this family can train on ``task``, else why not (one phrase). A task of a
+        kind that ``trains_as`` another (``tasks.kinds.TaskKind``) fits the families of either."""
+        from tasks.kinds import kind_of
+
+        if task.kind not in self.kinds and kind_of(task).trains_as not in self.kinds:
             return f"takes task kinds {', '.join(self.kinds)}, not {task.kind}"
         if len(task.input_shape) not in self.ranks:
             return (f"takes inputs of rank {', '.join(map(str, self.ranks))}, not {len(task.input_shape)} "
@@ -144,3 +147,20 @@ def register_family(
         return build
 
     return decorator
+
+
+def families_for(task: Task) -> tuple[str, ...]:
+    """The registered families that can run on ``task``: every family whose declared kinds and input
+    ranks fit it (:meth:`Family.accepts`), minus the ones the task's ``narrow`` leaves out. Asked of
+    the family registry, so a task is a plain value that names no family."""
+    return tuple(n for n, f in FAMILIES.items() if f.accepts(task) is None and n not in task.narrow)
+
+
+def not_offered(task: Task) -> dict[str, str]:
+    """Every registered family that cannot run on ``task``, with the reason."""
+    out = {}
+    for n, f in FAMILIES.items():
+        reason = f.accepts(task) or task.narrow.get(n)
+        if reason:
+            out[n] = reason
+    return out
