@@ -30,10 +30,10 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
-from suite.records import is_result
-from suite.storage import RUN_DB, RUN_JOURNAL, mask_url, run_folder_storage  # mask_url re-exported
+from suite.record import is_result
+from suite.storage import JOURNAL, RUN_DB, RUN_JOURNAL, is_storage_spec, parse_storage, run_folder_storage
+from suite.storage import open_storage as storage_of
 
-JOURNAL_SUFFIXES = (".log", ".jsonl")
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 # Columns of the trial frame, in order (every row has all of them; missing values are None/NaN).
@@ -73,26 +73,27 @@ class Source:
 
 
 def parse_source(spec: str) -> Source:
-    """Classify ``spec`` as a run folder, a storage URL or a journal file.
+    """Classify ``spec`` as a run folder, a storage URL or a journal file (the storage kinds are
+    :func:`suite.storage.parse_storage`'s).
 
     Raises:
         SuiteError: ``spec`` is none of these (the message says what is accepted).
     """
     text = str(spec)
-    if "://" in text:
-        return Source(text, "rdb", text, mask_url(text))
     path = Path(text)
-    if path.is_dir():
+    if "://" not in text and path.is_dir():
         target = run_folder_storage(path)
         if target is None:
             raise SuiteError(f"run folder {text!r} has no {RUN_DB} or {RUN_JOURNAL}; a source is a "
                              "run folder, a storage URL (sqlite:///..., postgresql://...) or a "
                              "journal file (.log/.jsonl)")
         return Source(text, "run", target, text, folder=path)
-    if path.suffix in JOURNAL_SUFFIXES:
-        if not path.is_file():
+    if is_storage_spec(text):
+        storage = parse_storage(text)
+        if storage.kind == JOURNAL and not path.is_file():
             raise SuiteError(f"journal file {text!r} does not exist")
-        return Source(text, "journal", str(path.resolve()), text)
+        return Source(text, "journal" if storage.kind == JOURNAL else "rdb",
+                      str(path.resolve()) if storage.kind == JOURNAL else text, storage.label)
     if path.suffix == ".db" and path.is_file():
         return Source(text, "rdb", f"sqlite:///{path.resolve()}", text)
     raise SuiteError(f"source {text!r} is not a run folder with optuna.db, a storage URL "
@@ -100,23 +101,9 @@ def parse_source(spec: str) -> Source:
 
 
 def open_storage(source: Source):
-    """The Optuna storage of ``source`` (read as is: no tables are created)."""
-    import optuna
-
-    if source.kind == "journal" or "://" not in source.target:
-        from suite.journal import open_journal
-
-        return open_journal(source.target, write=False)  # a torn last record is skipped, as Optuna does
-    if source.target.startswith("sqlite:///"):
-        db = Path(source.target.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise SuiteError(f"SQLite storage {source.label!r} does not exist")
-    try:
-        return optuna.storages.RDBStorage(source.target, skip_table_creation=True)
-    except Exception as exc:
-        from suite.errors import describe
-
-        raise SuiteError(f"cannot open storage {source.label!r}: {describe(exc)}") from None
+    """The Optuna storage of ``source``, read as it is: no tables are created, nothing is changed (a
+    torn last journal record is skipped, as Optuna does)."""
+    return storage_of(source.target, write=False)
 
 
 @dataclass

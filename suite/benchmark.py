@@ -32,23 +32,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from suite.errors import Interrupted, SuiteError
+from suite.energy import DEFAULT_COUNTRY
+from suite.errors import Interrupted
 from suite.plan import trials_per_study
 from suite.profile import Profile
 from suite.runlock import run_lock
-from suite.storage import mask_url
-from suite.tracking import DEFAULT_COUNTRY, Tracking
-from suite.tune import (
-    ArmRunner,
-    arm_trial_counts,
-    fail_dead_running,
+from suite.storage import (
+    SQLITE,
     has_heartbeat,
+    mask_url,
     open_storage,
-    open_study,
-    run_arms,
+    parse_storage,
+    shared_storage,
     storage_url,
-    worker_id,
 )
+from suite.tracking import Tracking
+from suite.tune import ArmRunner, arm_trial_counts, open_study, run_arms
+from suite.workers import fail_dead_running, worker_id
 
 
 @dataclass
@@ -128,7 +128,7 @@ def run_benchmark(
         failed_leftovers = 0
         if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
             # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
-            sqlite = url.startswith("sqlite")
+            sqlite = parse_storage(url).kind == SQLITE
             failed_leftovers = sum(fail_dead_running(s, all_running=sqlite) for s in studies)
         resumed = trials_done(profile, studies)
         say_resumed(console, profile, resumed, total, failed_leftovers)
@@ -146,7 +146,7 @@ def run_benchmark(
                 warn_tracking(console, record, warned)
 
             runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
-                                 on_start=on_start, study_index=k)
+                                 on_start=on_start, study_index=k, storage=store)
                        for (arm, k), study in zip(arm_studies, studies, strict=True)]
             run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
             return BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
@@ -170,7 +170,7 @@ def run_benchmark(
                 warn_tracking(progress.console, record, warned)
 
             runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial,
-                                 study_index=k)
+                                 study_index=k, storage=store)
                        for (arm, k), study in zip(arm_studies, studies, strict=True)]
             run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
             progress.update(bar, completed=total, arms=f"{unit} {len(studies)}/{len(studies)}")
@@ -250,9 +250,7 @@ def warn_tracking(console: Console, record: dict[str, Any], warned: set[str]) ->
 
 def check_worker_storage(storage: str | None) -> None:
     """Refuse storages that several worker processes cannot share."""
-    if not storage or storage.startswith("sqlite"):
-        raise SuiteError("a worker needs a storage that several processes can share: a PostgreSQL URL "
-                         "(many machines) or a journal file ending in .log (one machine), not SQLite")
+    shared_storage(storage, "a worker")
 
 
 def build_report_if_available(sources: list[str], out: Path, console: Console) -> Path | None:

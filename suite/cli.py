@@ -292,8 +292,7 @@ def benchmark(
                  "tune_trials, confirm_seeds or epochs in the profile, or raise --jobs")
     from suite.benchmark import run_benchmark
     from suite.config import resolve_device
-    from suite.storage import mask_url
-    from suite.tune import check_storage_url
+    from suite.storage import check_storage_url, mask_url
 
     try:
         resolve_device(device)
@@ -435,8 +434,8 @@ def worker(
     from suite.benchmark import check_worker_storage, run_benchmark
     from suite.config import resolve_device
     from suite.profile import load_profile
-    from suite.storage import mask_url
-    from suite.tune import check_storage_url, worker_id
+    from suite.storage import check_storage_url, mask_url
+    from suite.workers import worker_id
 
     try:
         prof = load_profile(profile)
@@ -477,7 +476,8 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     test metric), and the mean confirm test metric."""
     import optuna
 
-    from suite.tune import PHASE_CONFIRM, arm_trial_counts, open_storage, phase_of, ranked_tune_trials
+    from suite.storage import open_storage
+    from suite.tune import PHASE_CONFIRM, arm_trial_counts, phase_of, ranked_tune_trials
 
     def shown_trial(t: Any, what: str, metric: str) -> str:
         if t is None:
@@ -584,8 +584,7 @@ def dashboard(
     """Open optuna-dashboard on a run folder's storage."""
     from optuna_dashboard import run_server
 
-    from suite.storage import mask_url
-    from suite.tune import check_storage_url
+    from suite.storage import check_storage_url, mask_url
 
     url = source_storage(source)
     try:

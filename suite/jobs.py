@@ -12,9 +12,9 @@ once per job. On CPU each job trains with one intra-op thread (``OMP_NUM_THREADS
 **Energy.** Concurrent trials share the CPU, RAM and GPU power that a tracker measures for the whole
 device, so adding per-trial measurements would count the machine N times. The parent runs one
 CodeCarbon tracker for the machine over the run (and reads NVML's energy counter per GPU); each trial
-records its process's CPU seconds and wall time (:class:`suite.tracking.CpuTimeMeter`). At the end
+records its process's CPU seconds and wall time (:class:`suite.energy.CpuTimeMeter`). At the end
 the machine's CPU and RAM energy is shared out by CPU seconds and each GPU's energy by the time
-trials ran on it (:func:`apportion`); the shares are stored in the study attr
+trials ran on it (:func:`suite.energy.apportion`); the shares are stored in the study attr
 ``energy_apportioned`` (finished trials cannot be changed) and the report reads them in place of
 the record's pending energy, so its totals equal the measured machine total.
 """
@@ -36,9 +36,10 @@ from typing import Any
 
 import yaml
 
+from suite.energy import MachineMeter, store_apportioned
 from suite.errors import Interrupted, SuiteError
 from suite.runlock import run_lock
-from suite.storage import RUN_DB
+from suite.storage import RUN_DB, SQLITE, parse_storage
 from suite.storage import RUN_JOURNAL as JOURNAL
 
 #: jobs per GPU with ``--jobs auto``: the networks of the built-in tasks leave a GPU mostly idle
@@ -98,82 +99,6 @@ def gpu_free_gib(gpus: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gpu_kwh: Mapping[str, float],
-              kg_per_kwh: float) -> dict[Any, dict[str, Any]]:
-    """Share a run's measured machine energy out to its trials.
-
-    Args:
-        trials: per trial key, ``cpu_s`` (CPU seconds of its process over the trial), ``duration_s``
-            and ``gpu`` (the device it ran on, or None).
-        cpu_ram_kwh: the machine's CPU and RAM energy over the run; shared by CPU seconds.
-        gpu_kwh: each GPU's energy over the run; shared by the time trials ran on that GPU.
-        kg_per_kwh: the run's emissions per kWh.
-
-    Returns:
-        Per trial: ``kwh``, ``emissions_kg``, ``cpu_ram_kwh``, ``gpu_kwh``, ``method``. The kWh add
-        up to the measured total (up to energy of GPUs no trial ran on, and rounding).
-    """
-    cpu_total = sum(max(0.0, float(t.get("cpu_s") or 0.0)) for t in trials.values())
-    gpu_time: dict[str, float] = {}
-    for t in trials.values():
-        if t.get("gpu") is not None:
-            gpu_time[str(t["gpu"])] = gpu_time.get(str(t["gpu"]), 0.0) + float(t.get("duration_s") or 0.0)
-    out = {}
-    for key, t in trials.items():
-        cpu_share = max(0.0, float(t.get("cpu_s") or 0.0)) / cpu_total if cpu_total > 0 else 1 / len(trials)
-        g = None if t.get("gpu") is None else str(t["gpu"])
-        gpu_part = 0.0
-        if g is not None and gpu_time.get(g, 0.0) > 0:
-            gpu_part = gpu_kwh.get(g, 0.0) * float(t.get("duration_s") or 0.0) / gpu_time[g]
-        kwh = cpu_ram_kwh * cpu_share + gpu_part
-        out[key] = {"kwh": kwh, "emissions_kg": kwh * kg_per_kwh, "cpu_ram_kwh": cpu_ram_kwh * cpu_share,
-                    "gpu_kwh": gpu_part,
-                    "method": "apportioned: the run's machine measurement (one CodeCarbon tracker"
-                              + (", NVML per GPU" if gpu_kwh else "") + "), CPU and RAM by the trial "
-                              "process's CPU seconds" + (", GPU by its time on the GPU" if g else "")}
-    return out
-
-
-class MachineMeter:
-    """One CodeCarbon tracker for the whole machine over a run, and NVML's counter per GPU."""
-
-    def __init__(self, country: str) -> None:
-        from suite.tracking import make_tracker, measurement_method, nvml_energy_per_gpu_mj
-
-        self.error: str | None = None
-        self._nvml = nvml_energy_per_gpu_mj
-        self._nvml_start = nvml_energy_per_gpu_mj()
-        self.method = ""
-        try:
-            self.tracker = make_tracker(country, mode="machine")
-            self.tracker.start()
-            self.method = measurement_method(self.tracker)
-        except Exception as exc:
-            self.tracker = None
-            self.error = f"codecarbon unavailable: {type(exc).__name__}: {exc}"
-
-    def stop(self) -> dict[str, Any]:
-        """``cpu_ram_kwh``, ``gpu_kwh`` per GPU, ``kwh``, ``emissions_kg``, ``method``, ``error``."""
-        end = self._nvml()
-        gpu = {g: (end[g] - self._nvml_start[g]) / 3.6e9 for g in end if g in self._nvml_start}
-        out: dict[str, Any] = {"cpu_ram_kwh": 0.0, "gpu_kwh": gpu, "kwh": None, "emissions_kg": None,
-                               "method": self.method, "error": self.error}
-        if self.tracker is None:
-            return out
-        try:
-            self.tracker.stop()
-            data = self.tracker.final_emissions_data
-            cpu_ram = float(data.cpu_energy) + float(data.ram_energy)
-            if not gpu and float(data.gpu_energy) > 0:  # no NVML counter: CodeCarbon's GPU figure
-                gpu = {"all": float(data.gpu_energy)}
-            total = cpu_ram + sum(gpu.values())
-            out.update(cpu_ram_kwh=cpu_ram, gpu_kwh=gpu, kwh=total, emissions_kg=float(data.emissions)
-                       * (total / float(data.energy_consumed) if float(data.energy_consumed) > 0 else 1.0))
-        except Exception as exc:
-            out["error"] = f"codecarbon stop failed: {type(exc).__name__}: {exc}"
-        return out
-
-
 def run_storage(out_dir: Path, storage: str | None) -> str:
     """The storage the jobs share: ``storage`` when it is a shared one, else the run folder's journal.
 
@@ -181,7 +106,7 @@ def run_storage(out_dir: Path, storage: str | None) -> str:
         SuiteError: ``storage`` is SQLite, or the run folder keeps its trials in ``optuna.db``.
     """
     if storage:
-        if storage.startswith("sqlite"):
+        if parse_storage(storage).kind == SQLITE:
             raise SuiteError(f"--jobs needs a storage several processes can share, not SQLite ({storage}); "
                              "leave --storage out (a journal file in the run folder), or use --jobs 1")
         return storage
@@ -209,9 +134,11 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         say_resumed,
         trials_done,
     )
+    from suite.energy import DEFAULT_COUNTRY
     from suite.plan import trials_per_study
-    from suite.tracking import DEFAULT_COUNTRY
-    from suite.tune import fail_dead_running, open_storage, open_study
+    from suite.storage import open_storage
+    from suite.tune import open_study
+    from suite.workers import fail_dead_running
 
     quiet_optuna()
     started = time.perf_counter()
@@ -315,30 +242,3 @@ def _pump(i: int, proc: subprocess.Popen, lines: queue.Queue) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.put((i, line.rstrip("\n")))
-
-
-def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str, Any]) -> int:
-    """Apportion ``machine`` over the trials this run's jobs recorded (``energy.job == run_id``) and
-    store each study's shares in its ``energy_apportioned`` attr; return how many trials got one."""
-    from suite.tracking import APPORTION_PENDING
-
-    pending = {}
-    for s in studies:
-        for t in s.get_trials(deepcopy=False):
-            e = (t.user_attrs.get("record") or {}).get("energy") or {}
-            if e.get("method") == APPORTION_PENDING and e.get("job") == run_id:
-                pending[(s.study_name, t.number)] = e
-    if not pending or machine.get("kwh") is None:
-        for s in studies:
-            if machine.get("error"):
-                s.set_user_attr("energy_apportion_error", machine["error"])
-        return 0
-    kwh = float(machine["kwh"])
-    shares = apportion(pending, cpu_ram_kwh=float(machine["cpu_ram_kwh"]), gpu_kwh=machine["gpu_kwh"],
-                       kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0)
-    for s in studies:
-        mine = {str(n): v for (name, n), v in shares.items() if name == s.study_name}
-        if mine:
-            old = dict(s.user_attrs.get("energy_apportioned") or {})
-            s.set_user_attr("energy_apportioned", {**old, **mine})
-    return len(shares)

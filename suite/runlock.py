@@ -32,6 +32,7 @@ from typing import Any
 
 from suite.errors import SuiteError, warn
 from suite.storage import mask_url
+from suite.workers import pid_alive
 
 LOCK = ".lock"
 SEVERAL = ("to run several processes on one benchmark use --jobs N (workers on this machine) or "
@@ -82,8 +83,6 @@ def _in_use(folder: Path, holder: dict[str, Any] | None) -> SuiteError:
 
 
 def _pid_alive(pid: Any) -> bool:
-    from suite.tune import pid_alive
-
     return isinstance(pid, int) and pid > 0 and pid_alive(pid)
 
 

@@ -2,19 +2,18 @@
 
 The CLI, the Optuna objective, multi-seed confirm runs and the tests all call :func:`train`.
 Configuration errors raise :class:`SuiteError` before anything runs; failures during training
-become a record with ``status="failed"`` and the error, never a lost result.
+become a record with ``status="failed"`` and the error, never a lost result
+(:func:`suite.record.outcome`). :func:`train` is the recipe; the steps are the functions below it.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import os
 import signal
 import threading
 import time
-import traceback
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,19 +27,11 @@ from suite.config import Resolved, TrialConfig, resolve_config
 from suite.diagnostics import Diagnostics, summarize
 from suite.errors import SuiteError
 from suite.plugins import provenance as plugin_provenance
-from suite.tracking import (
-    Tracking,
-    TrialTracking,
-    git_commit,
-    guarded,
-    hardware,
-    peak_memory_mb,
-    versions,
-)
+from suite.provenance import git_commit, hardware, peak_memory_mb, versions
+from suite.record import SCHEMA, Status, outcome
+from suite.tracking import Tracking, TrialTracking, guarded
 from tasks import Task
 from tasks.base import Split
-
-RECORD_SCHEMA = 1
 
 
 def quiet_lightning() -> None:
@@ -89,41 +80,10 @@ def build_module(r: Resolved):
                                    regularizers=r.regularizers, epochs=r.epochs)
 
 
-def train(
-    config: TrialConfig,
-    *,
-    callbacks: Sequence[Any] = (),
-    tracking: Tracking | None = None,
-    meta: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train and evaluate one trial; return its flat, JSON-able record.
-
-    Args:
-        config: the trial.
-        callbacks: extra Lightning callbacks (e.g. Optuna pruning).
-        tracking: W&B and energy tracking; ``None`` = none (hardware is still recorded).
-        meta: extra fields copied into the record (``phase``, ``arm``, ``benchmark``, ...).
-
-    Raises:
-        SuiteError: the config is invalid (nothing has run).
-
-    A runtime failure gives ``status="failed"`` with the error (``error_kind="oom"`` for out of
-    memory, ``"environment"`` for a file-system error); a non-finite loss ``diverged``; Optuna's
-    ``TrialPruned`` raised by a pruning callback gives ``pruned`` (curves so far); Ctrl-C or SIGTERM
-    gives ``interrupted`` (the caller stops after the record). With DDP (``devices > 1``) every rank
-    trains; rank 0 returns the record, the other ranks a minimal one (``rank``, ``world_size``,
-    ``status``, ``error``).
-    """
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from suite.data import IndexBatches
-
-    r = resolve_config(config)
-    distributed = r.devices > 1 or r.strategy == "ddp"
-    rank = rank_zero_only.rank if distributed else 0  # from the launcher's environment variables
-    started = time.perf_counter()
-    record: dict[str, Any] = {
-        "schema": RECORD_SCHEMA,
+def new_record(config: TrialConfig, r: Resolved, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The record's header: what runs, where and with what (:class:`suite.record.TrialRecord`)."""
+    return {
+        "schema": SCHEMA,
         **(meta or {}),
         "task": r.task.name,
         "family": r.family.name,
@@ -137,7 +97,7 @@ def train(
         "devices": r.devices,
         "strategy": r.strategy,
         "world_size": r.devices,
-        "status": "running",
+        "status": Status.RUNNING.value,
         "error": None,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "task_info": {k: v for k, v in r.task.summary().items() if k != "description"},
@@ -147,102 +107,144 @@ def train(
         "plugins": plugin_provenance(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def train(
+    config: TrialConfig,
+    *,
+    callbacks: Sequence[Any] = (),
+    tracking: Tracking | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one trial; return its flat, JSON-able record (:class:`suite.record.TrialRecord`).
+
+    Args:
+        config: the trial.
+        callbacks: extra Lightning callbacks (e.g. Optuna pruning).
+        tracking: W&B and energy tracking; ``None`` = none (hardware is still recorded).
+        meta: extra fields copied into the record (``phase``, ``arm``, ``benchmark``, ...).
+
+    Raises:
+        SuiteError: the config is invalid (nothing has run).
+
+    How a failure becomes the record's status (failed, oom, environment, diverged, pruned,
+    interrupted) is :func:`suite.record.outcome`'s. With DDP (``devices > 1``) every rank trains;
+    rank 0 returns the record, the other ranks a minimal one (``rank``, ``world_size``, ``status``,
+    ``error``).
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    r = resolve_config(config)
+    distributed = r.devices > 1 or r.strategy == "ddp"
+    rank = rank_zero_only.rank if distributed else 0  # from the launcher's environment variables
+    record = new_record(config, r, meta)
     quiet_lightning()
     if r.device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.cuda.reset_peak_memory_stats()
-    module = trainer = None
-    with TrialTracking(record, tracking, rank=rank) as tracked:
-        try:
-            pl.seed_everything(config.seed, workers=True, verbose=False)
-            splits = r.task.load().to(r.device)
-            module = build_module(r)
-            record["n_params"] = count_params(module.net)
-            monitor = f"val/{r.task.metric}"
-            mode = "max" if r.task.direction == "maximize" else "min"
-            extra_callbacks = [cb for reg in r.regularizers if reg.callbacks
-                               for cb in reg.callbacks(r.params, monitor, mode)]
-            trainer_kwargs: dict[str, Any] = {}
-            for reg in r.regularizers:
-                if reg.trainer_kwargs:
-                    trainer_kwargs.update(reg.trainer_kwargs(r.params))
-            augment = r.task.augment if any(reg.augment for reg in r.regularizers) else None
-            train_batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True,
-                                         seed=config.seed, augment=augment)
-            val_batches = IndexBatches(splits.val, 4096)
-            n_probe = min(len(splits.train), len(splits.val))
-            probe = Split(splits.train.x[:n_probe], splits.train.y[:n_probe])
-            if distributed:
-                from lightning.pytorch.strategies import DDPStrategy
+    def throughput_fields() -> None:  # after wall_s, before W&B's summary
+        record.update(guarded(record, "throughput", lambda: throughput(record, r.device)) or {})
 
-                # manual optimization (GANs) steps each network on its own loss: some params are unused
-                strategy: Any = DDPStrategy(process_group_backend="nccl" if r.device == "cuda" else "gloo",
-                                            find_unused_parameters=not module.automatic_optimization)
-                extra_callbacks.append(RankShards(train_batches))
-            else:
-                strategy = "auto"
-            trainer = pl.Trainer(
-                **trainer_flags(r.device),
-                devices=r.devices,
-                strategy=strategy,
-                max_epochs=r.epochs,
-                logger=tracked.logger if tracked.logger is not None else False,
-                callbacks=[Diagnostics(probe, r.task.metric), *extra_callbacks, *callbacks],
-                log_every_n_steps=max(len(train_batches), 1),
-                **trainer_kwargs,
-            )
-            fit_start = time.perf_counter()
-            on_sigint = signal.getsignal(signal.SIGINT)
-            try:
-                trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches)
-            except SystemExit as exc:  # Lightning turns Ctrl-C into a "graceful" sys.exit(1)
-                if trainer.interrupted:
-                    raise KeyboardInterrupt("interrupted during training") from exc
-                raise
-            finally:  # Lightning ignores SIGINT after the first one; a second Ctrl-C must still stop us
-                if threading.current_thread() is threading.main_thread():
-                    signal.signal(signal.SIGINT, on_sigint)
-            fit_s = time.perf_counter() - fit_start
-            rank, record["world_size"] = trainer.global_rank, trainer.world_size
-            if rank == 0:  # under DDP the other ranks trained their shards; rank 0 evaluates and records
-                evaluate_into(record, r, module, splits, fit_s=fit_s, steps=int(trainer.global_step),
-                              callbacks=extra_callbacks)
-            else:
-                record["status"] = "complete"
-        except SuiteError:
-            raise
-        except (Exception, KeyboardInterrupt) as exc:  # a failure becomes a record, never a lost result
-            if isinstance(exc, KeyboardInterrupt):  # SIGINT/SIGTERM: the caller stops after this record
-                record.update(status="interrupted", error="interrupted by the user (SIGINT/SIGTERM) at epoch "
-                              f"{len(module.history) + 1 if module is not None else 0}")
-            elif type(exc).__name__ == "TrialPruned":
-                record.update(status="pruned", error=str(exc) or "pruned")
-            else:
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                              traceback=traceback.format_exc(limit=8))
-                if is_oom(exc):
-                    record["error_kind"] = "oom"
-                elif isinstance(exc, OSError):  # the disk or the file system, not the method
-                    record["error_kind"] = "environment"
-            if module is not None and module.history:
-                record["curves"] = curves(module.history)
-                record["epochs_run"] = len(module.history)
-            if trainer is not None:
-                record["world_size"] = trainer.world_size
-                if record["status"] == "pruned":  # the pruning epoch trained and validated, unrecorded
-                    record["epochs_run"] = trainer.current_epoch + 1
-        finally:
-            if record.get("error_kind") == "oom":  # free the device for the next trial
-                module = trainer = None
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            record["wall_s"] = time.perf_counter() - started
-            record.update(guarded(record, "throughput", lambda: throughput(record, r.device)) or {})
+    with (TrialTracking(record, tracking, rank=rank) as tracked,
+          outcome(record, reraise=(SuiteError,), on_exit=throughput_fields) as attempt):
+        pl.seed_everything(config.seed, workers=True, verbose=False)
+        splits = r.task.load().to(r.device)
+        module = build_module(r)
+        attempt.epoch = lambda: len(module.history) + 1
+        attempt.salvage = lambda status: salvage(module, None, status)
+        record["n_params"] = count_params(module.net)
+        regularizing, trainer_kwargs = regularizer_hooks(r)
+        train_batches, val_batches, probe = batches(r, splits, config.seed)
+        trainer = pl.Trainer(
+            **trainer_flags(r.device),
+            devices=r.devices,
+            strategy=ddp_strategy(r, module, train_batches, regularizing) if distributed else "auto",
+            max_epochs=r.epochs,
+            logger=tracked.logger if tracked.logger is not None else False,
+            callbacks=[Diagnostics(probe, r.task.metric), *regularizing, *callbacks],
+            log_every_n_steps=max(len(train_batches), 1),
+            **trainer_kwargs,
+        )
+        attempt.salvage = lambda status: salvage(module, trainer, status)
+        attempt.release = lambda: (module.cpu(), trainer.strategy.teardown())
+        fit_s = fit(trainer, module, train_batches, val_batches)
+        rank, record["world_size"] = trainer.global_rank, trainer.world_size
+        if rank == 0:  # under DDP the other ranks trained their shards; rank 0 evaluates and records
+            evaluate_into(record, r, module, splits, fit_s=fit_s, steps=int(trainer.global_step),
+                          callbacks=regularizing)
+        else:
+            record["status"] = Status.COMPLETE.value
     if rank != 0:
         return {"rank": rank, "world_size": record["world_size"], "status": record["status"],
                 "error": record["error"]}
     return record
+
+
+def regularizer_hooks(r: Resolved) -> tuple[list[Any], dict[str, Any]]:
+    """The Lightning callbacks (early stopping, SWA, ...) and Trainer flags the regularizers add."""
+    monitor = f"val/{r.task.metric}"
+    mode = "max" if r.task.direction == "maximize" else "min"
+    found = [cb for reg in r.regularizers if reg.callbacks for cb in reg.callbacks(r.params, monitor, mode)]
+    kwargs: dict[str, Any] = {}
+    for reg in r.regularizers:
+        if reg.trainer_kwargs:
+            kwargs.update(reg.trainer_kwargs(r.params))
+    return found, kwargs
+
+
+def batches(r: Resolved, splits: Any, seed: int) -> tuple[Any, Any, Split]:
+    """Shuffled training batches (augmented when a regularizer asks), validation batches, and the
+    probe the diagnostics measure gradients and dead units on."""
+    from suite.data import IndexBatches
+
+    augment = r.task.augment if any(reg.augment for reg in r.regularizers) else None
+    train_batches = IndexBatches(splits.train, r.params["batch_size"], shuffle=True, seed=seed,
+                                 augment=augment)
+    n_probe = min(len(splits.train), len(splits.val))
+    return train_batches, IndexBatches(splits.val, 4096), Split(splits.train.x[:n_probe],
+                                                                splits.train.y[:n_probe])
+
+
+def ddp_strategy(r: Resolved, module: Any, train_batches: Any, callbacks: list[Any]) -> Any:
+    """DDP over ``r.devices`` processes (NCCL on CUDA, gloo on CPU); adds the rank-sharding callback
+    to ``callbacks``."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    callbacks.append(RankShards(train_batches))
+    # manual optimization (GANs) steps each network on its own loss: some params are unused
+    return DDPStrategy(process_group_backend="nccl" if r.device == "cuda" else "gloo",
+                       find_unused_parameters=not module.automatic_optimization)
+
+
+def fit(trainer: pl.Trainer, module: Any, train_batches: Any, val_batches: Any) -> float:
+    """``trainer.fit``; return its seconds. Ctrl-C raises ``KeyboardInterrupt`` (Lightning turns it
+    into a "graceful" ``sys.exit(1)``), and SIGINT's handler is restored afterwards (Lightning ignores
+    SIGINT after the first one; a second Ctrl-C must still stop us)."""
+    started = time.perf_counter()
+    on_sigint = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches)
+    except SystemExit as exc:
+        if trainer.interrupted:
+            raise KeyboardInterrupt("interrupted during training") from exc
+        raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_sigint)
+    return time.perf_counter() - started
+
+
+def salvage(module: Any, trainer: pl.Trainer | None, status: str) -> dict[str, Any]:
+    """What a trial that stopped early still records: its curves so far and the epochs it ran."""
+    out: dict[str, Any] = {}
+    if module.history:
+        out["curves"] = curves(module.history)
+        out["epochs_run"] = len(module.history)
+    if trainer is not None:
+        out["world_size"] = trainer.world_size
+        if status == Status.PRUNED:  # the pruning epoch trained and validated, unrecorded
+            out["epochs_run"] = trainer.current_epoch + 1
+    return out
 
 
 class RankShards(pl.Callback):
@@ -281,7 +283,7 @@ def evaluate_into(record: dict[str, Any], r: Resolved, module: Any, splits: Any,
     for name in ("train", "val", "test"):
         metrics.update(module.evaluate(getattr(splits, name), name))
     record.update(
-        status="complete",
+        status=Status.COMPLETE.value,
         epochs_run=epochs_run,
         steps=steps,
         fit_s=fit_s,
@@ -295,15 +297,9 @@ def evaluate_into(record: dict[str, Any], r: Resolved, module: Any, splits: Any,
     if stopper is not None:
         record["best_epoch"] = None if stopper.best_epoch is None else stopper.best_epoch + 1
     if not all(math.isfinite(row["train/loss"]) for row in module.history):
-        record["status"] = "diverged"
+        record["status"] = Status.DIVERGED.value
         record["error"] = "non-finite training loss"
     record["primary"] = primary(r.task, record)
-
-
-def is_oom(exc: BaseException) -> bool:
-    """Out of memory on the device (or the host allocator)."""
-    return (isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError)
-            or "out of memory" in str(exc).lower())
 
 
 def throughput(record: dict[str, Any], device: str) -> dict[str, Any]:

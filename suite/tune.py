@@ -46,28 +46,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
-import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from suite import record as rec
 from suite.config import TrialConfig, declared_params, resolve_config
-from suite.errors import SuiteError
-from suite.journal import open_journal
 from suite.params import Param
 from suite.profile import Arm, Profile
-from suite.records import is_result
-from suite.storage import RUN_DB, mask_url, run_folder_storage  # mask_url re-exported
+from suite.record import CONFIRM, TUNE, Status, is_result, objective_value
 from suite.tracking import Tracking
+from suite.workers import fail_dead_trials, frozen, requeue, worker_id
 
 
 def train(config: TrialConfig, **kwargs: Any) -> dict[str, Any]:
@@ -78,13 +72,10 @@ def train(config: TrialConfig, **kwargs: Any) -> dict[str, Any]:
     return train_trial(config, **kwargs)
 
 
-PHASE_TUNE, PHASE_CONFIRM = "tune", "confirm"
-FINAL_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+PHASE_TUNE, PHASE_CONFIRM = TUNE, CONFIRM
 RAN, WAIT, DONE = "ran", "wait", "done"
-HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S, MAX_RETRY = 10, 30, 2
 STARTUP_TRIALS = 10  # the defaults and Sobol points before TPE takes over (TPE's own default start-up)
 PRUNER_STARTUP_TRIALS = 5
-ORPHAN_AFTER_S = 120  # a RUNNING trial without a worker attr for this long has no live owner
 log = logging.getLogger(__name__)
 
 
@@ -100,178 +91,20 @@ class StaleTrial(Exception):
     """Our trial was failed by another worker as heartbeat-stale while it ran; its requeue redoes it."""
 
 
-def worker_id() -> str:
-    """``hostname:pid`` of this process, stored on every trial it runs (``user_attrs["worker"]``)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (a zombie, killed but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: trust the signal check
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-# ------------------------------------------------------------------------------------ storages
-
-
-def storage_url(out_dir: Path, storage: str | None) -> str:
-    """``storage`` as given; else the run folder's journal file (``optuna.journal.log``, written by
-    ``suite benchmark --jobs N``) when it has one; else ``sqlite:///<out_dir>/optuna.db``."""
-    if storage:
-        return storage
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return run_folder_storage(out_dir) or f"sqlite:///{(out_dir / RUN_DB).resolve()}"
-
-
-def open_storage(url: str, *, heartbeat: bool = True, write: bool = True) -> optuna.storages.BaseStorage:
-    """An Optuna storage for a URL or a journal file path.
-
-    * ``sqlite:///...``: one process at a time (the default run folder storage);
-    * ``postgresql...`` / ``mysql...``: shared by workers on many machines, with heartbeats
-      (``heartbeat_interval`` 10 s, ``grace_period`` 30 s; ``$SUITE_HEARTBEAT_INTERVAL`` and
-      ``$SUITE_GRACE_PERIOD`` override them, in seconds) so the trials of dead workers are failed
-      and requeued with the same params, at most twice (``RetryHeartbeatStaleTrialCallback``);
-    * a path ending in ``.log`` / ``.jsonl``: journal file, for several processes on one machine
-      (no heartbeats: a trial whose worker pid is gone is failed and requeued instead); opened for
-      writing (``write``) a torn last record is repaired first, a bad record in the middle refused
-      (:func:`suite.journal.open_journal`). ``write=False`` only reads: nothing is changed.
-    """
-    if url.endswith((".log", ".jsonl")) and "://" not in url:
-        return open_journal(url, write=write)
-    if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    if heartbeat:
-        interval = _env_seconds("SUITE_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_S)
-        grace = _env_seconds("SUITE_GRACE_PERIOD", GRACE_PERIOD_S)
-        if grace <= interval:
-            raise SuiteError(f"SUITE_GRACE_PERIOD ({grace}) must be longer than SUITE_HEARTBEAT_INTERVAL "
-                             f"({interval})")
-        return _rdb_storage(url, heartbeat_interval=interval, grace_period=grace,
-                            heartbeat_stale_trial_callback=retry_callback(),
-                            engine_kwargs={"pool_pre_ping": True})
-    return _rdb_storage(url)
-
-
-def _rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
-    """``RDBStorage(url)``, retried when another worker creates the schema at the same moment
-    (PostgreSQL answers a concurrent ``CREATE TABLE`` with a unique violation)."""
-    import sqlalchemy.exc
-
-    for attempt in range(6):
-        try:
-            return optuna.storages.RDBStorage(url, **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == 5:
-                raise
-            time.sleep(0.2 + random.random())
-    raise AssertionError  # unreachable
-
-
-def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
-    """Requeue a dead worker's trial with the same params, at most ``MAX_RETRY`` times."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-
-
-def _env_seconds(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise SuiteError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
-    return int(value)
-
-
-def has_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
-    backend = getattr(storage, "_backend", storage)
-    return bool(getattr(backend, "heartbeat_interval", None))
-
-
 # --------------------------------------------------------------------------------- accounting
 
 
 def phase_of(t: FrozenTrial) -> str:
-    return t.user_attrs.get("phase", PHASE_TUNE)
+    return t.user_attrs.get(rec.PHASE, PHASE_TUNE)
 
 
 def is_done(t: FrozenTrial) -> bool:
-    """A trial that counts towards its budget."""
-    if t.user_attrs.get("surplus"):
-        return False
-    if t.state == TrialState.FAIL:  # counts with its record, unless it is no result of the method
-        return is_result(t.user_attrs.get("record"))
-    return t.state in FINAL_STATES
+    """A trial that counts towards its budget (:func:`suite.record.counts`)."""
+    return rec.counts(t.state.name, t.user_attrs.get(rec.RECORD), surplus=bool(t.user_attrs.get(rec.SURPLUS)))
 
 
 def done_tune(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_TUNE and is_done(t)]
-
-
-def fail_dead_running(study: optuna.Study, *, all_running: bool = False) -> int:
-    """Fail the RUNNING trials of dead processes and requeue each with the same params; return how many.
-
-    For storages without heartbeats. A trial is dead when ``all_running`` (SQLite: one process at a
-    time, so whatever is RUNNING when we start is left over), when its worker ran on this host and
-    that pid is gone (journal files are shared on one machine), or when it has had no ``worker``
-    attr for over ``ORPHAN_AFTER_S`` (it predates them; a live worker sets it right after claiming).
-    The requeue is what ``RetryHeartbeatStaleTrialCallback`` does on RDB storages (system attrs
-    ``failed_trial`` and ``retry_history``, at most ``MAX_RETRY`` times), so both behave alike; the
-    copy drops the dead ``worker`` attr, so it is never mistaken for dead once popped.
-    """
-    host = socket.gethostname()
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("worker")
-        if all_running:
-            pass
-        elif owner is None:  # just claimed (attrs not yet set), or a trial from before workers
-            age = (datetime.now() - t.datetime_start).total_seconds() if t.datetime_start else 0.0
-            if age < ORPHAN_AFTER_S:
-                continue
-        else:
-            owner_host, _, pid = owner.rpartition(":")
-            if owner_host != host or not pid.isdigit() or pid_alive(int(pid)):
-                continue
-        try:
-            study.tell(t.number, state=TrialState.FAIL)
-        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # finished meanwhile, or failed by another worker
-        requeue(study, t)
-        n += 1
-    return n
-
-
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Enqueue a copy of a dead trial with the same params and attrs (at most ``MAX_RETRY`` times)."""
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    if len(history) > MAX_RETRY:
-        return
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs={k: v for k, v in trial.user_attrs.items() if k not in ("worker", "record")},
-        system_attrs={"failed_trial": trial.system_attrs.get("failed_trial", trial.number),
-                      "retry_history": history},
-    ))
-
-
-def fail_dead_trials(study: optuna.Study) -> None:
-    """Fail (and requeue) the trials of dead workers: by heartbeat where the storage has it, else by pid."""
-    if has_heartbeat(study._storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-    else:
-        fail_dead_running(study)
 
 
 def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
@@ -474,6 +307,7 @@ class ArmRunner:
     on_trial: Callable[[str, dict[str, Any]], None] | None = None
     on_start: Callable[[str, str, int], None] | None = None  # (arm, phase, seed) as a trial starts
     study_index: int = 0  # which of the profile's ``studies`` of the arm this is (0-based)
+    storage: Any = None  # the study's storage as suite.storage.open_storage returned it (heartbeats)
 
     @property
     def name(self) -> str:
@@ -517,7 +351,7 @@ class ArmRunner:
         if phase == PHASE_CONFIRM:
             meta["candidate"] = candidate
             meta["candidate_defaults"] = bool(trial.user_attrs.get("candidate_defaults"))
-        retry_of = self.study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        retry_of = frozen(self.study, trial.number).system_attrs.get(rec.FAILED_TRIAL)
         if retry_of is not None:  # a requeued copy of a dead worker's trial
             meta["retry_of"] = retry_of
         record = train(config, callbacks=callbacks, tracking=tracking, meta=meta)
@@ -531,18 +365,21 @@ class ArmRunner:
                              "ran (missed heartbeats); its requeued copy redoes it") from None
         if self.on_trial is not None:
             self.on_trial(phase, record)
+        return self.tell(trial, record)
+
+    def tell(self, trial: optuna.Trial, record: dict[str, Any]) -> float:
+        """The objective's answer for a stored record: its value, or the exception that leaves the
+        trial in the Optuna state of its status (:data:`suite.record.OPTUNA_STATE`)."""
         if not is_result(record):  # stopped by the user, or the disk: a copy with its params is redone
-            requeue(self.study, self.study._storage.get_trial(trial._trial_id))
-            if record["status"] == "interrupted":
+            requeue(self.study, frozen(self.study, trial.number))
+            if record["status"] == Status.INTERRUPTED:
                 raise KeyboardInterrupt(f"{self.name}#{trial.number}")
-        if record["status"] == "pruned":
+        if record["status"] == Status.PRUNED:
             raise optuna.TrialPruned(record.get("error") or "pruned")
-        value = (record.get("metrics") or {}).get(f"val/{record['task_info']['metric']}")
-        if (record["status"] in ("failed", "diverged") or value is None or value != value
-                or abs(value) == float("inf")):
-            # a result that counts towards the budget (FAIL with its record), never retried
+        value = objective_value(record)
+        if value is None:  # failed, diverged or unscored: a result that counts (FAIL with its record)
             raise TrialFailed(f"{self.name}#{trial.number}: {record['status']}: {record.get('error')}")
-        return float(value)
+        return value
 
     def _optimize_one(self) -> None:
         self._stale = False
@@ -684,7 +521,7 @@ def run_arms(runners: Sequence[ArmRunner], *, start: int = 0, wait_s: float = 2.
             if len(finished) < n:
                 for i in range(n):
                     if i not in finished:
-                        fail_dead_trials(runners[i].study)
+                        fail_dead_trials(runners[i].study, runners[i].storage)
                 time.sleep(wait_s)
 
 
@@ -693,34 +530,3 @@ def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
     done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
     return {"tune": sum(phase_of(t) == PHASE_TUNE for t in done),
             "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}
-
-
-def check_storage_url(url: str) -> optuna.storages.BaseStorage | None:
-    """Open storage ``url`` (without heartbeats) and return it, or fail early in one line naming the
-    cause. A journal file is opened for writing, so a torn last record is repaired (or a bad one in
-    the middle refused) here, first. A path that is no journal file is left to its caller (``None``)."""
-    from suite.errors import describe
-
-    if "://" not in url and not url.endswith((".log", ".jsonl")):
-        return None
-    try:
-        return open_storage(url, heartbeat=False)
-    except SuiteError:
-        raise
-    except OSError as exc:  # a journal in a missing folder, no permission
-        raise SuiteError(f"journal file {url!r} cannot be opened: {type(exc).__name__}: "
-                         f"{exc.strerror or exc}") from None
-    except Exception as exc:
-        raise SuiteError(f"storage {mask_url(url)!r} cannot be opened: "
-                         f"{redact(describe(exc), url)}") from None
-
-
-def redact(text: str, url: str) -> str:
-    """``text`` with the password of storage ``url`` (if any) replaced by ``***``."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        password = make_url(url).password
-    except Exception:
-        return text
-    return text.replace(str(password), "***") if password else text

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from suite.benchmark import run_benchmark
 from suite.cli import app
 from suite.profile import load_profile
-from suite.tune import open_storage
+from suite.storage import open_storage
 
 TINY = Path(__file__).parent / "profiles" / "tiny.yaml"
 

@@ -23,7 +23,8 @@ from suite.benchmark import run_benchmark
 from suite.cli import app
 from suite.module import SuiteModule
 from suite.profile import parse_profile
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, is_done, open_storage, phase_of
+from suite.storage import open_storage
+from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, is_done, phase_of
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ def test_every_trial_diverging_ends_the_arm_instead_of_retrying_forever(tmp_path
 
 @pytest.mark.parametrize("where", ["start", "stop"])
 def test_a_failing_energy_tracker_leaves_every_trial_complete(tmp_path, monkeypatch, where):
-    import suite.tracking as tracking
+    import suite.energy as energy
 
     class StopFails:
         _hardware: list = []
@@ -156,8 +157,8 @@ def test_a_failing_energy_tracker_leaves_every_trial_complete(tmp_path, monkeypa
             raise RuntimeError("forced tracker failure")
         return StopFails()
 
-    monkeypatch.setattr(tracking, "make_tracker", make)
-    monkeypatch.setattr(tracking.EnergyMeter, "_tracker", None)
+    monkeypatch.setattr(energy, "make_tracker", make)
+    monkeypatch.setattr(energy.EnergyMeter, "_tracker", None)
     result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False, energy=True)
     trials = trials_of(result)
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)

@@ -20,11 +20,11 @@ from suite.families import FAMILIES, families_for
 from suite.optimizers import OPTIMIZERS
 from suite.profile import MIN_TRIALS_TO_PRUNE, load_profile, parse_profile
 from suite.regularizers import REGULARIZERS
+from suite.storage import open_storage
 from suite.tune import (
     ArmRunner,
     defaults_point,
     make_pruner,
-    open_storage,
     open_study,
     phase_of,
     tuned_params,

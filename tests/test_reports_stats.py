@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from reports import stats
-from reports.load import mask_url, parse_source, regs_name, trial_row
+from reports.load import parse_source, regs_name, trial_row
 from suite.errors import SuiteError
+from suite.storage import mask_url
 
 DATA = Path(__file__).parent / "data"
 
@@ -472,7 +473,7 @@ def test_intervals_stay_within_the_metric_bounds():
 
 
 def test_an_interrupted_or_disk_failed_confirm_run_is_no_failed_run():
-    """Such a run keeps its record but is redone (suite.records.is_result): the report must not count
+    """Such a run keeps its record but is redone (suite.record.is_result): the report must not count
     it against the arm, while a real failure still counts."""
     from reports.load import trial_row
 

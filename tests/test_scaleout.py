@@ -18,7 +18,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, mask_url, open_storage, phase_of
+from suite.storage import mask_url, open_storage
+from suite.tune import PHASE_CONFIRM, PHASE_TUNE, phase_of
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,14 +243,14 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
             assert p.returncode == 0, err[-3000:]
     requeues = []
     studies = all_trials(str(journal))
-    _, victim = killed_trial(studies, victim.user_attrs["worker"])
+    victim_study, victim = killed_trial(studies, victim.user_attrs["worker"])
     for name, trials in studies.items():
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         assert sum(phase_of(t) == PHASE_TUNE for t in done) == 2, name
         assert sum(phase_of(t) == PHASE_CONFIRM for t in done) == 1, name
         for t in trials:
             if t.state == TrialState.FAIL and not t.user_attrs.get("surplus"):
-                assert t._trial_id == victim._trial_id and "record" not in t.user_attrs
+                assert (name, t.number) == (victim_study, victim.number) and "record" not in t.user_attrs
         requeues += [t for t in trials if "failed_trial" in t.system_attrs]
     (requeue,) = requeues
     assert requeue.system_attrs["failed_trial"] == victim.number and requeue.params == victim.params

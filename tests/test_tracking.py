@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from suite.tracking import Tracking, measurement_method
+from suite.energy import measurement_method
+from suite.tracking import Tracking
 from suite.train import TrialConfig, train
 from tests.wandb_reader import read_run, runs_under
 
@@ -100,7 +101,7 @@ def test_energy_is_measured_on_cpu_with_its_method(isolated):
 
 
 def test_a_failing_tracker_leaves_the_trial_complete_with_null_energy(isolated, monkeypatch):
-    import suite.tracking as tracking
+    import suite.energy as tracking
 
     def broken(country):
         raise RuntimeError("forced tracker failure")

@@ -1,0 +1,323 @@
+"""Energy and CO2 of trials: CodeCarbon and NVML, measured per trial or per run and apportioned.
+
+* One trial alone: :class:`EnergyMeter`, one ``OfflineEmissionsTracker`` per process (its first
+  start costs ~2.5 s of hardware probing here, later trials ~0.01 s) measuring each trial as a
+  task, and NVML's ``nvmlDeviceGetTotalEnergyConsumption`` before and after (all visible GPUs
+  summed), recorded beside CodeCarbon's figure. A CodeCarbon failure never fails the trial: the
+  energy fields are null with the reason.
+* Trials run beside others (``suite benchmark --jobs N``): concurrent trials share the CPU, RAM and
+  GPU power that a tracker measures for the whole device, so adding per-trial measurements would
+  count the machine N times. The parent measures the machine over the run (:class:`MachineMeter`);
+  each trial records its process's CPU seconds and wall time (:class:`CpuTimeMeter`). At the end the
+  machine's CPU and RAM energy is shared out by CPU seconds and each GPU's energy by the time trials
+  ran on it (:func:`apportion`); the shares are stored in the study attr ``energy_apportioned``
+  (:func:`store_apportioned`; finished trials cannot be changed) and the report reads them in place
+  of the record's pending energy, so its totals equal the measured machine total.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from suite.record import ENERGY_APPORTIONED, RECORD
+
+DEFAULT_COUNTRY = "USA"  # ISO 3166-1 alpha-3; carbon intensity of the grid used for kg CO2eq
+CODECARBON_PROJECT = "dl-benchsuite"
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class EnergyMeter:
+    """One CodeCarbon tracker per process, measuring each trial as a task, plus NVML counters."""
+
+    _tracker: Any = None
+    _country: str | None = None
+
+    @classmethod
+    def _get_tracker(cls, country: str):
+        if cls._tracker is None or cls._country != country:
+            cls._tracker = make_tracker(country)
+            cls._country = country
+        return cls._tracker
+
+    def __init__(self, country: str = DEFAULT_COUNTRY) -> None:
+        self.country = country
+        self.error: str | None = None
+        self._nvml_start: float | None = None
+        self._started = 0.0
+        try:
+            self.tracker = self._get_tracker(country)
+        except Exception as exc:  # a failing tracker never fails the trial
+            self.tracker = None
+            self.error = f"codecarbon unavailable: {type(exc).__name__}: {exc}"
+
+    def start(self, name: str) -> None:
+        self._started = time.perf_counter()
+        self._nvml_start = nvml_energy_mj()
+        if self.tracker is None:
+            return
+        try:
+            self.tracker.start_task(name)
+        except Exception as exc:
+            self.error = f"codecarbon start failed: {type(exc).__name__}: {exc}"
+            self.tracker = None
+
+    def stop(self) -> dict[str, Any]:
+        """Energy fields of the record; ``kwh`` is ``None`` with ``error`` when measuring failed."""
+        duration = time.perf_counter() - self._started
+        nvml_end = nvml_energy_mj()
+        nvml_kwh = None
+        if self._nvml_start is not None and nvml_end is not None:
+            nvml_kwh = (nvml_end - self._nvml_start) / 3.6e9  # mJ -> kWh
+        out: dict[str, Any] = {
+            "kwh": None, "emissions_kg": None, "duration_s": duration, "method": None,
+            "cpu_power_w": None, "gpu_power_w": None, "ram_power_w": None,
+            "nvml_kwh": nvml_kwh, "country": self.country, "error": self.error,
+        }
+        if self.tracker is None:
+            return out
+        try:
+            data = self.tracker.stop_task()
+            if data is None:
+                raise RuntimeError("stop_task returned no data")
+            out.update(
+                kwh=float(data.energy_consumed),
+                emissions_kg=float(data.emissions),
+                cpu_power_w=float(data.cpu_power),
+                gpu_power_w=float(data.gpu_power),
+                ram_power_w=float(data.ram_power),
+                method=measurement_method(self.tracker),
+            )
+        except Exception as exc:
+            out["error"] = f"codecarbon stop failed: {type(exc).__name__}: {exc}"
+        return out
+
+
+APPORTION_PENDING = "apportioned: pending (the run's machine measurement is shared out at its end)"
+
+
+class CpuTimeMeter:
+    """For a trial run beside others (``suite benchmark --jobs N``): no tracker of its own (each would
+    measure the whole machine), but this process's CPU seconds over the trial, its wall time and the
+    GPU it ran on, so the parent can give it its share of the machine's measured energy
+    (:func:`apportion`)."""
+
+    def __init__(self, country: str = DEFAULT_COUNTRY) -> None:
+        self.country = country
+        self._cpu = self._wall = 0.0
+
+    def start(self, name: str) -> None:
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+
+    def stop(self) -> dict[str, Any]:
+        return {"kwh": None, "emissions_kg": None, "duration_s": time.perf_counter() - self._wall,
+                "cpu_s": time.process_time() - self._cpu, "method": APPORTION_PENDING,
+                "gpu": os.environ.get("CUDA_VISIBLE_DEVICES") if _cuda_available() else None,
+                "job": os.environ.get("SUITE_JOB_RUN"), "cpu_power_w": None, "gpu_power_w": None,
+                "ram_power_w": None, "nvml_kwh": None, "country": self.country, "error": None}
+
+
+def make_tracker(country: str, mode: str = "process"):
+    """A quiet ``OfflineEmissionsTracker`` that never calls the network or writes files."""
+    from codecarbon import OfflineEmissionsTracker
+
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    tracker = OfflineEmissionsTracker(
+        country_iso_code=country,
+        log_level="error",
+        output_methods=[],  # nothing written by CodeCarbon: the suite writes emissions.csv
+        measure_power_secs=1,
+        allow_multiple_runs=True,
+        tracking_mode=mode,
+        project_name=CODECARBON_PROJECT,
+    )
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    return tracker
+
+
+CPU_METHODS = {
+    "intel_rapl": "rapl",
+    "cpu_load": "tdp estimate x load",
+    "constant": "tdp constant",
+    "intel_power_gadget": "power gadget",
+    "apple_powermetrics": "powermetrics",
+}
+
+
+def measurement_method(tracker: Any) -> str:
+    """How CodeCarbon measured: per component, RAPL / TDP estimate / NVML (e.g.
+    ``cpu: tdp estimate x load (8 W); ram: estimate; gpu: nvml``)."""
+    parts = []
+    for hw in getattr(tracker, "_hardware", []):
+        kind = type(hw).__name__
+        if kind == "CPU":
+            mode = getattr(hw, "_mode", "?")
+            tdp = getattr(hw, "_tdp", None)
+            label = CPU_METHODS.get(mode, mode)
+            parts.append(f"cpu: {label}" + (f" ({tdp} W)" if tdp and "tdp" in label else ""))
+        elif kind == "GPU":
+            parts.append("gpu: nvml")
+        elif kind == "RAM":
+            parts.append("ram: estimate")
+        else:
+            parts.append(kind.lower())
+    return "; ".join(parts) or "unknown"
+
+
+def nvml_energy_per_gpu_mj() -> dict[str, float]:
+    """Total energy of each visible NVIDIA GPU since driver load, in millijoules, by index ({}: no
+    NVML)."""
+    if not _cuda_available():
+        return {}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex
+        return {str(i): float(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle(i)))
+                for i in range(pynvml.nvmlDeviceGetCount())}
+    except Exception:
+        return {}
+
+
+def nvml_energy_mj() -> float | None:
+    """Total energy of all visible NVIDIA GPUs since driver load, in millijoules (None: no NVML)."""
+    per_gpu = nvml_energy_per_gpu_mj()
+    return sum(per_gpu.values()) if per_gpu else None
+
+
+def append_emissions(out_dir: Path, row: dict[str, Any]) -> None:
+    """Append one trial's energy row to ``out_dir/emissions.csv``."""
+    path = out_dir / "emissions.csv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def emissions_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One line of ``emissions.csv``."""
+    e = record["energy"]
+    return {
+        "started_at": record["started_at"], "arm": record.get("arm", ""), "task": record["task"],
+        "family": record["family"], "optimizer": record["optimizer"],
+        "regularizers": "+".join(record["regularizers"]), "seed": record["seed"],
+        "status": record["status"], "duration_s": e["duration_s"], "energy_kwh": e["kwh"],
+        "emissions_kg": e["emissions_kg"], "nvml_kwh": e["nvml_kwh"], "method": e["method"],
+        "country": e["country"], "error": e["error"],
+    }
+
+
+# ------------------------------------------------------------------------- runs of several jobs
+
+
+def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gpu_kwh: Mapping[str, float],
+              kg_per_kwh: float) -> dict[Any, dict[str, Any]]:
+    """Share a run's measured machine energy out to its trials.
+
+    Args:
+        trials: per trial key, ``cpu_s`` (CPU seconds of its process over the trial), ``duration_s``
+            and ``gpu`` (the device it ran on, or None).
+        cpu_ram_kwh: the machine's CPU and RAM energy over the run; shared by CPU seconds.
+        gpu_kwh: each GPU's energy over the run; shared by the time trials ran on that GPU.
+        kg_per_kwh: the run's emissions per kWh.
+
+    Returns:
+        Per trial: ``kwh``, ``emissions_kg``, ``cpu_ram_kwh``, ``gpu_kwh``, ``method``. The kWh add
+        up to the measured total (up to energy of GPUs no trial ran on, and rounding).
+    """
+    cpu_total = sum(max(0.0, float(t.get("cpu_s") or 0.0)) for t in trials.values())
+    gpu_time: dict[str, float] = {}
+    for t in trials.values():
+        if t.get("gpu") is not None:
+            gpu_time[str(t["gpu"])] = gpu_time.get(str(t["gpu"]), 0.0) + float(t.get("duration_s") or 0.0)
+    out = {}
+    for key, t in trials.items():
+        cpu_share = max(0.0, float(t.get("cpu_s") or 0.0)) / cpu_total if cpu_total > 0 else 1 / len(trials)
+        g = None if t.get("gpu") is None else str(t["gpu"])
+        gpu_part = 0.0
+        if g is not None and gpu_time.get(g, 0.0) > 0:
+            gpu_part = gpu_kwh.get(g, 0.0) * float(t.get("duration_s") or 0.0) / gpu_time[g]
+        kwh = cpu_ram_kwh * cpu_share + gpu_part
+        out[key] = {"kwh": kwh, "emissions_kg": kwh * kg_per_kwh, "cpu_ram_kwh": cpu_ram_kwh * cpu_share,
+                    "gpu_kwh": gpu_part,
+                    "method": "apportioned: the run's machine measurement (one CodeCarbon tracker"
+                              + (", NVML per GPU" if gpu_kwh else "") + "), CPU and RAM by the trial "
+                              "process's CPU seconds" + (", GPU by its time on the GPU" if g else "")}
+    return out
+
+
+class MachineMeter:
+    """One CodeCarbon tracker for the whole machine over a run, and NVML's counter per GPU."""
+
+    def __init__(self, country: str) -> None:
+        self.error: str | None = None
+        self._nvml = nvml_energy_per_gpu_mj
+        self._nvml_start = nvml_energy_per_gpu_mj()
+        self.method = ""
+        try:
+            self.tracker = make_tracker(country, mode="machine")
+            self.tracker.start()
+            self.method = measurement_method(self.tracker)
+        except Exception as exc:
+            self.tracker = None
+            self.error = f"codecarbon unavailable: {type(exc).__name__}: {exc}"
+
+    def stop(self) -> dict[str, Any]:
+        """``cpu_ram_kwh``, ``gpu_kwh`` per GPU, ``kwh``, ``emissions_kg``, ``method``, ``error``."""
+        end = self._nvml()
+        gpu = {g: (end[g] - self._nvml_start[g]) / 3.6e9 for g in end if g in self._nvml_start}
+        out: dict[str, Any] = {"cpu_ram_kwh": 0.0, "gpu_kwh": gpu, "kwh": None, "emissions_kg": None,
+                               "method": self.method, "error": self.error}
+        if self.tracker is None:
+            return out
+        try:
+            self.tracker.stop()
+            data = self.tracker.final_emissions_data
+            cpu_ram = float(data.cpu_energy) + float(data.ram_energy)
+            if not gpu and float(data.gpu_energy) > 0:  # no NVML counter: CodeCarbon's GPU figure
+                gpu = {"all": float(data.gpu_energy)}
+            total = cpu_ram + sum(gpu.values())
+            out.update(cpu_ram_kwh=cpu_ram, gpu_kwh=gpu, kwh=total, emissions_kg=float(data.emissions)
+                       * (total / float(data.energy_consumed) if float(data.energy_consumed) > 0 else 1.0))
+        except Exception as exc:
+            out["error"] = f"codecarbon stop failed: {type(exc).__name__}: {exc}"
+        return out
+
+
+def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str, Any]) -> int:
+    """Apportion ``machine`` over the trials this run's jobs recorded (``energy.job == run_id``) and
+    store each study's shares in its ``energy_apportioned`` attr; return how many trials got one."""
+    pending = {}
+    for s in studies:
+        for t in s.get_trials(deepcopy=False):
+            e = (t.user_attrs.get(RECORD) or {}).get("energy") or {}
+            if e.get("method") == APPORTION_PENDING and e.get("job") == run_id:
+                pending[(s.study_name, t.number)] = e
+    if not pending or machine.get("kwh") is None:
+        for s in studies:
+            if machine.get("error"):
+                s.set_user_attr("energy_apportion_error", machine["error"])
+        return 0
+    kwh = float(machine["kwh"])
+    shares = apportion(pending, cpu_ram_kwh=float(machine["cpu_ram_kwh"]), gpu_kwh=machine["gpu_kwh"],
+                       kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0)
+    for s in studies:
+        mine = {str(n): v for (name, n), v in shares.items() if name == s.study_name}
+        if mine:
+            old = dict(s.user_attrs.get(ENERGY_APPORTIONED) or {})
+            s.set_user_attr(ENERGY_APPORTIONED, {**old, **mine})
+    return len(shares)
