@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from suite.errors import SuiteError
-from suite.record import is_result
+from suite.record import PHASE, RECORD, is_result
 from suite.storage import JOURNAL, RUN_DB, RUN_JOURNAL, is_storage_spec, parse_storage, run_folder_storage
 from suite.storage import open_storage as storage_of
 
@@ -436,17 +436,17 @@ def load(specs: Sequence[str]) -> ReportData:
             direction = attrs.get("direction") or (
                 "minimize" if fs.directions and fs.directions[0].name == "MINIMIZE" else "maximize")
             attrs.setdefault("direction", direction)
-            trials = storage.get_all_trials(fs._study_id, deepcopy=False)
+            trials = storage.get_all_trials(storage.get_study_id_from_name(fs.study_name), deepcopy=False)
             counts = {s: 0 for s in STATES}
             tune = []
             for t in trials:
                 counts[t.state.name] = counts.get(t.state.name, 0) + 1
-                phase = t.user_attrs.get("phase")
-                row = trial_row(t.user_attrs.get("record"), source=src.label, study=fs.study_name,
+                phase = t.user_attrs.get(PHASE)
+                row = trial_row(t.user_attrs.get(RECORD), source=src.label, study=fs.study_name,
                                 study_attrs=attrs, number=t.number, state=t.state.name, phase=phase,
                                 value=t.value, optuna_params=t.params)
                 rows.append(row)
-                curves += curve_rows(row["uid"], _dict(t.user_attrs.get("record")).get("curves"))
+                curves += curve_rows(row["uid"], _dict(t.user_attrs.get(RECORD)).get("curves"))
                 if row["phase"] == "tune":
                     tune.append(t)
             imp, why = param_importances(tune, direction)

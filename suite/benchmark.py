@@ -39,7 +39,6 @@ from suite.profile import Profile
 from suite.runlock import run_lock
 from suite.storage import (
     SQLITE,
-    has_heartbeat,
     mask_url,
     open_storage,
     parse_storage,
@@ -48,7 +47,7 @@ from suite.storage import (
 )
 from suite.tracking import Tracking
 from suite.tune import ArmRunner, arm_trial_counts, open_study, run_arms
-from suite.workers import fail_dead_running, worker_id
+from suite.workers import fail_dead_running, has_heartbeat, worker_id
 
 
 @dataclass

@@ -654,7 +654,7 @@ def perf(
     """Time the suite's trial path against a bare PyTorch loop and Lightning's floor (same model,
     data and steps)."""
     from suite.perf import PAIRS, parse_pair, run_perf
-    from suite.tracking import hardware
+    from suite.provenance import hardware
 
     try:
         pairs = tuple(parse_pair(p) for p in pair) if pair else PAIRS

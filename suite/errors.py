@@ -24,7 +24,7 @@ def describe(exc: BaseException, depth: int = 3) -> str:
     a wrapper's class. Storage URLs in it have their password masked."""
     import re
 
-    from suite.storage import mask_url
+    from suite.secrets import mask_url
 
     parts, seen = [], set()
     current: BaseException | None = exc

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError, warn
-from suite.storage import mask_url
+from suite.secrets import mask_url
 from suite.workers import pid_alive
 
 LOCK = ".lock"

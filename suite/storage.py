@@ -20,42 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.secrets import mask_url, redact
 
 RUN_DB = "optuna.db"
 RUN_JOURNAL = "optuna.journal.log"  # written by suite benchmark --jobs N
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 SQLITE, JOURNAL, RDB = "sqlite", "journal", "rdb"
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (``postgresql://user:***@host/db``), for logs,
-    records and reports.
-
-    Parsed by hand, not by SQLAlchemy, so that URLs it cannot parse are masked too: the credentials
-    end at the last ``@`` before the query string (a password may contain an unescaped ``@``), and
-    the password is everything after the user's first ``:``. A URL without credentials is returned
-    as it is.
-    """
-    head, sep, tail = str(url).partition("://")
-    if not sep:
-        return str(url)
-    authority, q, query = tail.partition("?")
-    cred, at, host = authority.rpartition("@")
-    if not at or ":" not in cred:
-        return str(url)
-    user = cred.split(":", 1)[0]
-    return f"{head}://{user}:***@{host}{q}{query}"
-
-
-def redact(text: str, url: str) -> str:
-    """``text`` with the password of storage ``url`` (if any) replaced by ``***``."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        password = make_url(url).password
-    except Exception:
-        return text
-    return text.replace(str(password), "***") if password else text
 
 
 @dataclass(frozen=True)
@@ -183,13 +153,6 @@ def _rdb_storage(url: str, **kwargs: Any) -> Any:
                 raise
             time.sleep(0.2 + random.random())
     raise AssertionError  # unreachable
-
-
-def has_heartbeat(storage: Any) -> bool:
-    """Whether ``storage`` (as :func:`open_storage` returned it) fails stale trials by heartbeat."""
-    import optuna
-
-    return isinstance(storage, optuna.storages.RDBStorage) and bool(storage.get_heartbeat_interval())
 
 
 def check_storage_url(url: str) -> Any:

@@ -136,11 +136,17 @@ def fail_dead_trials(study: Any, storage: Any) -> None:
     as :func:`suite.storage.open_storage` returned it) has it, else by pid."""
     import optuna
 
-    from suite.storage import has_heartbeat
-
     if has_heartbeat(storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
     else:
         fail_dead_running(study)
+
+
+def has_heartbeat(storage: Any) -> bool:
+    """Whether ``storage`` (as :func:`suite.storage.open_storage` returned it) fails stale trials by
+    heartbeat (a server storage), not by pid."""
+    import optuna
+
+    return isinstance(storage, optuna.storages.RDBStorage) and bool(storage.get_heartbeat_interval())

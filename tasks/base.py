@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from suite.registry import Registry
+from tasks.kinds import LOSSES, TASK_KINDS, Score, kind_of, loss_function
 
 Direction = Literal["maximize", "minimize"]
 
@@ -125,8 +126,6 @@ class Task:
     data_file: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        from tasks.kinds import LOSSES, TASK_KINDS
-
         self._resolve_scale()
         if self.kind not in TASK_KINDS:
             raise ValueError(f"task kind must be one of {', '.join(TASK_KINDS.names())}, got {self.kind!r}")
@@ -170,27 +169,19 @@ class Task:
     def metric_collection(self):
         """A fresh torchmetrics collection that scores a split of this task, keyed by metric name;
         ``None`` when the task scores generated samples itself (``generation``)."""
-        from tasks.kinds import kind_of
-
         make = kind_of(self).metrics
         return None if make is None else make(self)
 
     def metric_inputs(self, outputs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the network (or a family's scoring step) puts out, as the metrics' inputs."""
-        from tasks.kinds import kind_of
-
         return kind_of(self).metric_inputs(self, outputs, y)
 
     def scorable(self, y: torch.Tensor) -> bool:
         """Whether a split with targets ``y`` can be scored (an anomaly split needs both classes)."""
-        from tasks.kinds import kind_of
-
         return kind_of(self).scorable(y)
 
     def loss_function(self):
         """``loss(outputs, targets) -> scalar`` of the task's :attr:`loss`."""
-        from tasks.kinds import loss_function
-
         return loss_function(self.loss)
 
     def load(self, seed: int | None = None) -> Splits:
@@ -319,3 +310,47 @@ def as_split(x: np.ndarray, y: np.ndarray, shape: tuple[int, ...], y_dtype=torch
 def memoize(fn: Callable[[int], Splits]) -> Callable[[int], Splits]:
     """Cache a loader per seed within the process (tensors are never modified in place)."""
     return functools.lru_cache(maxsize=4)(fn)
+
+
+@dataclass(frozen=True)
+class GenerationTask(Task):
+    """A ``generation`` task: learn the distribution of the training inputs.
+
+    Args:
+        score: ``score(generated, real) -> {metric: value}`` for ``generated`` and ``real`` input
+            tensors of shape ``(N, *input_shape)`` (a family generates as many samples as the split
+            has); the keys include the task's ``metric``.
+        value_range: ``(low, high)`` bounds of every input value, or ``None`` when unbounded.
+    """
+
+    score: Score | None = field(default=None, repr=False, compare=False)
+    value_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind != "generation" or self.score is None:
+            raise ValueError(f"GenerationTask {self.name!r} needs kind 'generation' and a score")
+
+
+@dataclass(frozen=True)
+class TransferTask(Task):
+    """A ``transfer`` task: pre-train on a labelled source set, then learn the target splits.
+
+    Args:
+        source: ``source(seed) -> Split`` of the source inputs (same ``input_shape``) and labels
+            ``0..source_outputs-1``; the task's ``split_seed`` is passed.
+        source_outputs: number of source classes.
+    """
+
+    source: Callable[[int], Split] | None = field(default=None, repr=False, compare=False)
+    source_outputs: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind != "transfer" or self.source is None or self.source_outputs < 1:
+            raise ValueError(f"TransferTask {self.name!r} needs kind 'transfer', a source and "
+                             f"source_outputs >= 1, got {self.source_outputs=}")
+
+    def load_source(self) -> Split:
+        """The source split (fixed by ``split_seed``)."""
+        return self.source(self.split_seed)

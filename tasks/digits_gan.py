@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.base import cache_dir, register_task
+from tasks.base import GenerationTask, cache_dir, register_task
 from tasks.digits import SHAPE, load_digits_splits
-from tasks.kinds import GenerationTask
 
 RECIPE = "mlp 64-128-64-10 relu; adam lr 1e-3; batch 64; 40 epochs; seed 0; digits train split 0"
 

@@ -19,8 +19,7 @@ import functools
 
 import numpy as np
 
-from tasks.base import Split, Splits, as_split, memoize, register_task
-from tasks.kinds import TransferTask
+from tasks.base import Split, Splits, TransferTask, as_split, memoize, register_task
 
 SHAPE = (1, 8, 8)
 SOURCE_DIGITS = (0, 1, 2, 3, 4)

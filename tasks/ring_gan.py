@@ -21,8 +21,7 @@ import math
 import numpy as np
 import torch
 
-from tasks.base import Splits, as_split, memoize, register_task
-from tasks.kinds import GenerationTask
+from tasks.base import GenerationTask, Splits, as_split, memoize, register_task
 
 MODES = 8
 RADIUS = 2.0

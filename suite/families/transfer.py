@@ -42,8 +42,7 @@ from suite.errors import SuiteError
 from suite.families.base import ACTIVATION, activation, register_family
 from suite.families.mlp import hidden_block
 from suite.params import Param
-from tasks.base import Task
-from tasks.kinds import TransferTask
+from tasks.base import Task, TransferTask
 
 MODES = ("finetune", "freeze", "scratch")
 PRETRAIN_LR = 1e-3
