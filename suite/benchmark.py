@@ -32,6 +32,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from suite.accounting import arm_trial_counts
 from suite.energy import DEFAULT_COUNTRY
 from suite.errors import Interrupted
 from suite.plan import trials_per_study
@@ -46,7 +47,7 @@ from suite.storage import (
     storage_url,
 )
 from suite.tracking import Tracking
-from suite.tune import ArmRunner, arm_trial_counts, open_study, run_arms
+from suite.tune import ArmRunner, open_study, run_arms
 from suite.workers import fail_dead_running, has_heartbeat, worker_id
 
 

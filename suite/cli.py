@@ -476,8 +476,8 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     test metric), and the mean confirm test metric."""
     import optuna
 
+    from suite.accounting import PHASE_CONFIRM, arm_trial_counts, phase_of, ranked_tune_trials
     from suite.storage import open_storage
-    from suite.tune import PHASE_CONFIRM, arm_trial_counts, phase_of, ranked_tune_trials
 
     def shown_trial(t: Any, what: str, metric: str) -> str:
         if t is None:

@@ -47,7 +47,6 @@ import json
 import logging
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +55,28 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from suite import record as rec
-from suite.config import TrialConfig, declared_params, resolve_config
-from suite.params import Param
+from suite.accounting import (
+    PHASE_CONFIRM,
+    PHASE_TUNE,
+    claimed_before,
+    defaults_claimed_before,
+    done_tune,
+    is_done,
+    phase_of,
+    ranked_tune_trials,
+)
+from suite.config import TrialConfig
 from suite.profile import Arm, Profile
-from suite.record import CONFIRM, TUNE, Status, is_result, objective_value
+from suite.record import Status, is_result, objective_value
+from suite.search import (
+    ProtocolSampler,
+    defaults_point,
+    describe_pruner,
+    describe_sampler,
+    make_pruner,
+    search_space,
+    tuned_params,
+)
 from suite.tracking import Tracking
 from suite.workers import fail_dead_trials, frozen, requeue, worker_id
 
@@ -72,10 +89,7 @@ def train(config: TrialConfig, **kwargs: Any) -> dict[str, Any]:
     return train_trial(config, **kwargs)
 
 
-PHASE_TUNE, PHASE_CONFIRM = TUNE, CONFIRM
 RAN, WAIT, DONE = "ran", "wait", "done"
-STARTUP_TRIALS = 10  # the defaults and Sobol points before TPE takes over (TPE's own default start-up)
-PRUNER_STARTUP_TRIALS = 5
 log = logging.getLogger(__name__)
 
 
@@ -89,161 +103,6 @@ class SurplusTrial(Exception):
 
 class StaleTrial(Exception):
     """Our trial was failed by another worker as heartbeat-stale while it ran; its requeue redoes it."""
-
-
-# --------------------------------------------------------------------------------- accounting
-
-
-def phase_of(t: FrozenTrial) -> str:
-    return t.user_attrs.get(rec.PHASE, PHASE_TUNE)
-
-
-def is_done(t: FrozenTrial) -> bool:
-    """A trial that counts towards its budget (:func:`suite.record.counts`)."""
-    return rec.counts(t.state.name, t.user_attrs.get(rec.RECORD), surplus=bool(t.user_attrs.get(rec.SURPLUS)))
-
-
-def done_tune(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_TUNE and is_done(t)]
-
-
-def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Whether another defaults trial (enqueued by a worker that opened the new study at the same
-    moment) was claimed before this one."""
-    return any(t.number < trial.number and t.user_attrs.get("defaults") and not t.user_attrs.get("surplus")
-               and (t.state == TrialState.RUNNING or is_done(t)) for t in study.get_trials(deepcopy=False))
-
-
-def ranked_tune_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The COMPLETE tuning trials, best validation value first (ties: the earlier trial, so the
-    defaults, trial 0, win a tie)."""
-    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-    complete = [t for t in done_tune(study) if t.state == TrialState.COMPLETE]
-    return sorted(complete, key=lambda t: (-sign * t.value, t.number))
-
-
-def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None,
-                   candidate: int | None = None) -> int:
-    """How many other trials of the same phase (and, for confirm runs, seed and candidate) were
-    claimed before this one."""
-    count = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.number >= trial.number or phase_of(t) != phase or t.user_attrs.get("surplus"):
-            continue
-        if phase == PHASE_CONFIRM and (t.user_attrs.get("seed") != seed
-                                       or t.user_attrs.get("candidate") != candidate):
-            continue
-        if t.state == TrialState.RUNNING or is_done(t):
-            count += 1
-    return count
-
-
-# -------------------------------------------------------------------------------------- study
-
-
-def pruner_warmup(epochs: int) -> int:
-    """Epochs a trial runs before it may be pruned: a third of its budget (at least one)."""
-    return max(1, math.ceil(epochs / 3))
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner of an arm with an ``epochs`` budget (``name`` as resolved by the profile: the
-    profile refuses pruning below ``MIN_TRIALS_TO_PRUNE`` trials per arm)."""
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                           n_warmup_steps=pruner_warmup(epochs))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=pruner_warmup(epochs), max_resource=epochs)
-    return optuna.pruners.NopPruner()
-
-
-def describe_pruner(name: str, epochs: int) -> str:
-    if name == "median":
-        return (f"MedianPruner(n_startup_trials={PRUNER_STARTUP_TRIALS}, "
-                f"n_warmup_steps={pruner_warmup(epochs)}) of {epochs} epochs")
-    if name == "hyperband":
-        return f"HyperbandPruner(min_resource={pruner_warmup(epochs)}, max_resource={epochs})"
-    return "none"
-
-
-class ProtocolSampler(optuna.samplers.BaseSampler):
-    """The protocol's sampler: scrambled Sobol points while fewer than ``startup`` tuning trials
-    are done (trial 0, the defaults, is enqueued and needs no sampler), multivariate TPE after.
-
-    Args:
-        seed: the profile's sampler seed, the same for every arm (comparable Sobol draws).
-        salt: a worker's offset for TPE (workers of one study must not share a TPE stream; their
-            Sobol points differ anyway, the point index being kept in the study).
-        startup: tuning trials (defaults included) before TPE.
-
-    TPE is re-created per trial, seeded by ``seed + salt + trial number``: its only state is its
-    random stream, and a trial number is never used twice, so a resumed run draws no stream twice.
-    """
-
-    def __init__(self, seed: int, *, salt: int = 0, startup: int = STARTUP_TRIALS) -> None:
-        self.seed, self.salt, self.startup = seed, salt, startup
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.qmc = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
-                                                  warn_independent_sampling=False)
-        self._current: tuple[int, optuna.samplers.BaseSampler] | None = None
-
-    def _for(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
-        if self._current is None or self._current[0] != trial.number:
-            done = sum(phase_of(t) == PHASE_TUNE and is_done(t) for t in study.get_trials(deepcopy=False))
-            if done < self.startup:
-                sampler: optuna.samplers.BaseSampler = self.qmc
-            else:
-                sampler = optuna.samplers.TPESampler(
-                    seed=(self.seed + self.salt + trial.number) % 2**32, n_startup_trials=0,
-                    multivariate=True, constant_liar=True)
-            self._current = (trial.number, sampler)
-        return self._current[1]
-
-    def infer_relative_search_space(self, study, trial):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return self._for(study, trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Sobol's power-of-2 balance note, experimental options
-            return self._for(study, trial).sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self._for(study, trial).sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study, trial) -> None:
-        self._for(study, trial).before_trial(study, trial)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self._for(study, trial).after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.qmc.reseed_rng()
-
-
-def describe_sampler(profile: Profile) -> str:
-    return (f"trial 0 = defaults; trials 1-{STARTUP_TRIALS - 1} scrambled Sobol (QMCSampler, seed "
-            f"{profile.sampler_seed}, shared by every arm); then multivariate TPE")
-
-
-def tuned_params(arm: Arm, space: str) -> list[Param]:
-    """The params an arm tunes, in declaration order: every tunable declared param (the later of
-    two declarations of one name, as in resolution) not fixed by the profile; for ``space="core"``
-    only those marked ``core`` (learning rate, regularizer strengths, at most two family sizes)."""
-    r = resolve_config(TrialConfig(task=arm.task, family=arm.family, optimizer=arm.optimizer,
-                                   regularizers=arm.regularizers, params=dict(arm.params), device="cpu"))
-    table: dict[str, Param] = {}
-    for p in declared_params(r.task, r.family, r.optimizer, r.regularizers):
-        table[p.name] = p
-    return [p for p in table.values()
-            if p.tune and p.name not in arm.params and (space == "full" or p.core)]
-
-
-def defaults_point(arm: Arm, space: str) -> dict[str, Any]:
-    """Trial 0 of an arm, as Optuna params: the default of every tuned param."""
-    return {p.optuna_name: p.to_optuna(p.default) for p in tuned_params(arm, space)}
 
 
 def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int = 0) -> optuna.Study:
@@ -288,11 +147,6 @@ def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int
         study.enqueue_trial(defaults_point(arm, profile.space),
                             user_attrs={"phase": PHASE_TUNE, "defaults": True})
     return study
-
-
-def search_space(trial: optuna.Trial, arm: Arm, space: str) -> dict[str, Any]:
-    """Sample the arm's tuned params (:func:`tuned_params`); the profile's fixed params added."""
-    return {**{p.name: p.suggest(trial) for p in tuned_params(arm, space)}, **arm.params}
 
 
 @dataclass
@@ -523,10 +377,3 @@ def run_arms(runners: Sequence[ArmRunner], *, start: int = 0, wait_s: float = 2.
                     if i not in finished:
                         fail_dead_trials(runners[i].study, runners[i].storage)
                 time.sleep(wait_s)
-
-
-def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Done trials by phase (for progress and resume messages)."""
-    done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
-    return {"tune": sum(phase_of(t) == PHASE_TUNE for t in done),
-            "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}

@@ -19,12 +19,12 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 import suite.tune
+from suite.accounting import PHASE_CONFIRM, PHASE_TUNE, done_tune, is_done, phase_of
 from suite.benchmark import run_benchmark
 from suite.cli import app
 from suite.module import SuiteModule
 from suite.profile import parse_profile
 from suite.storage import open_storage
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, done_tune, is_done, phase_of
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent

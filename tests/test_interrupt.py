@@ -16,8 +16,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from suite.accounting import PHASE_TUNE, is_done, phase_of
 from suite.storage import open_storage
-from suite.tune import PHASE_TUNE, is_done, phase_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = {"name": "stop", "tune_trials": 2, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",

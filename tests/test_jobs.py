@@ -14,11 +14,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from suite.accounting import PHASE_CONFIRM, PHASE_TUNE, is_done, phase_of
 from suite.energy import APPORTION_PENDING, apportion
 from suite.errors import SuiteError
 from suite.jobs import JOURNAL, auto_jobs, job_envs, run_storage
 from suite.storage import open_storage
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, is_done, phase_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = {"name": "jobs", "tune_trials": 3, "confirm_seeds": 2, "confirm_candidates": 1, "pruner": "none",

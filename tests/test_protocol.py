@@ -14,21 +14,16 @@ from pathlib import Path
 import optuna
 import pytest
 
+from suite.accounting import phase_of
 from suite.benchmark import run_benchmark
 from suite.errors import SuiteError
 from suite.families import FAMILIES, families_for
 from suite.optimizers import OPTIMIZERS
 from suite.profile import MIN_TRIALS_TO_PRUNE, load_profile, parse_profile
 from suite.regularizers import REGULARIZERS
+from suite.search import defaults_point, make_pruner, tuned_params
 from suite.storage import open_storage
-from suite.tune import (
-    ArmRunner,
-    defaults_point,
-    make_pruner,
-    open_study,
-    phase_of,
-    tuned_params,
-)
+from suite.tune import ArmRunner, open_study
 from tasks import TASKS
 
 TINY = Path(__file__).parent / "profiles" / "tiny.yaml"

@@ -21,13 +21,13 @@ import yaml
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
+from suite.accounting import PHASE_CONFIRM, PHASE_TUNE, phase_of
 from suite.cli import app
 from suite.errors import SuiteError
 from suite.journal import is_record, repair_torn_tail
 from suite.profile import parse_profile
 from suite.runlock import LOCK, run_lock
 from suite.storage import RUN_DB, RUN_JOURNAL, open_storage
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, phase_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REL = {"name": "rel", "tune_trials": 2, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from suite.accounting import PHASE_CONFIRM, PHASE_TUNE, phase_of
 from suite.storage import mask_url, open_storage
-from suite.tune import PHASE_CONFIRM, PHASE_TUNE, phase_of
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent

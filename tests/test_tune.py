@@ -11,11 +11,11 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
+from suite.accounting import done_tune, phase_of
 from suite.benchmark import run_benchmark
 from suite.errors import SuiteError
 from suite.profile import builtin_profiles, load_profile, parse_profile
 from suite.storage import mask_url, open_storage
-from suite.tune import done_tune, phase_of
 
 TINY = Path(__file__).parent / "profiles" / "tiny.yaml"
 

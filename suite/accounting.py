@@ -1,0 +1,66 @@
+"""Trial accounting: which trials of an arm's study count towards its budget, and who claimed what.
+
+A tune trial counts once it is COMPLETE, PRUNED, or FAILED with a record that is a result
+(:func:`suite.record.counts`); a surplus claim (a worker that claimed beyond the budget) never does.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from suite import record as rec
+from suite.record import CONFIRM, TUNE
+
+PHASE_TUNE, PHASE_CONFIRM = TUNE, CONFIRM
+
+
+def phase_of(t: FrozenTrial) -> str:
+    return t.user_attrs.get(rec.PHASE, PHASE_TUNE)
+
+
+def is_done(t: FrozenTrial) -> bool:
+    """A trial that counts towards its budget (:func:`suite.record.counts`)."""
+    return rec.counts(t.state.name, t.user_attrs.get(rec.RECORD), surplus=bool(t.user_attrs.get(rec.SURPLUS)))
+
+
+def done_tune(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_TUNE and is_done(t)]
+
+
+def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether another defaults trial (enqueued by a worker that opened the new study at the same
+    moment) was claimed before this one."""
+    return any(t.number < trial.number and t.user_attrs.get("defaults") and not t.user_attrs.get("surplus")
+               and (t.state == TrialState.RUNNING or is_done(t)) for t in study.get_trials(deepcopy=False))
+
+
+def ranked_tune_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The COMPLETE tuning trials, best validation value first (ties: the earlier trial, so the
+    defaults, trial 0, win a tie)."""
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    complete = [t for t in done_tune(study) if t.state == TrialState.COMPLETE]
+    return sorted(complete, key=lambda t: (-sign * t.value, t.number))
+
+
+def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None,
+                   candidate: int | None = None) -> int:
+    """How many other trials of the same phase (and, for confirm runs, seed and candidate) were
+    claimed before this one."""
+    count = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.number >= trial.number or phase_of(t) != phase or t.user_attrs.get("surplus"):
+            continue
+        if phase == PHASE_CONFIRM and (t.user_attrs.get("seed") != seed
+                                       or t.user_attrs.get("candidate") != candidate):
+            continue
+        if t.state == TrialState.RUNNING or is_done(t):
+            count += 1
+    return count
+
+
+def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Done trials by phase (for progress and resume messages)."""
+    done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
+    return {"tune": sum(phase_of(t) == PHASE_TUNE for t in done),
+            "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}
