@@ -16,7 +16,7 @@ TASKS = {  # name: (metric, direction, target, base quality)
     "mnist1d": ("accuracy", "maximize", 0.85, 0.80),
     "sunspots": ("rmse", "minimize", 0.40, 0.45),
 }
-#: the tasks' declared scales, as records carry them (``task_info.scale``; tests/test_tasks.py checks
+#: the tasks' declared scales, as records carry them (``task_info.scale``; tests/test_task_base.py checks
 #: them against the registry)
 SCALES = {
     "digits": {"ideal": 1.0, "baseline": 0.1, "low": 0.0, "high": 1.0},

@@ -1,7 +1,7 @@
 import pytest
 
 from suite.errors import SuiteError
-from suite.families import FAMILIES, families_for
+from suite.families import FAMILIES
 from suite.optimizers import OPTIMIZERS
 from suite.registry import Registry, UnknownNameError
 from suite.regularizers import REGULARIZERS
@@ -52,10 +52,3 @@ def test_unknown_name_lists_known_names():
 def test_registries_hold_the_documented_entries(registry, expected):
     assert expected <= set(registry.names())
 
-
-def test_every_family_a_task_names_is_registered():
-    """Tasks name their compatible families; a name that does not resolve is a bug (DeepOBS)."""
-    for _, task in TASKS.items():
-        assert families_for(task), task.name
-        for name in families_for(task):
-            assert FAMILIES.get(name).name == name

@@ -65,7 +65,7 @@ class Family:
             ``(F,)``, 2 = signals ``(C, L)``, 3 = images ``(C, H, W)``. A task's compatible families
             are derived from these (:meth:`accepts`), so a new family appears on every task it fits.
         tiny: param values that make the network tiny, for the smoke tests generated from the
-            registry (``tests/test_families_generated.py``); empty = the defaults.
+            registry (``suite/checks/test_family_contract.py``); empty = the defaults.
         lr_scale: the family's learning rate relative to each optimizer's reference (its default
             and search range are multiplied by it, whatever the optimizer): some architectures
             train well at another rate than the MLP the optimizers' defaults were set on. Declare it

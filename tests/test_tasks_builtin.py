@@ -1,11 +1,14 @@
-"""The catalogue tasks that need no network: breast-cancer, diabetes, sunspots, adding."""
+"""Known properties of the built-in tasks that need no network (sizes, dtypes, how each split and
+scaling is made, baselines). What every registered task must satisfy (shapes, label ranges,
+disjoint splits, a deterministic load, a consistent metric scale) is the generated task contract,
+``suite/checks/test_task_contract.py``; which families each task offers is ``test_family_fit.py``."""
 
 import numpy as np
 import pytest
 import torch
 
-from suite.families import families_for, not_offered
-from tasks import TASKS, get_task
+from suite.families import families_for
+from tasks import get_task
 from tasks.base import Split
 
 CATALOGUE = {
@@ -25,7 +28,7 @@ def _rows(split: Split) -> set[bytes]:
 
 
 @pytest.mark.parametrize("name", list(CATALOGUE))
-def test_contract_sizes_shapes_dtypes(name):
+def test_catalogue_sizes_shapes_dtypes_and_judging(name):
     spec, task = CATALOGUE[name], get_task(name)
     assert (task.kind, task.metric, task.direction, task.loss) == (
         spec["kind"], spec["metric"], spec["direction"], spec["loss"])
@@ -39,35 +42,36 @@ def test_contract_sizes_shapes_dtypes(name):
         assert torch.isfinite(split.x).all()
 
 
-def test_tasks_offer_exactly_the_families_whose_declaration_fits():
-    """Properties, not today's list: a tabular task (rank-1 inputs) offers no family that needs a
-    signal or an image; every family a task offers declares its kind and input rank; every family
-    that declares them is offered unless the task narrows it with a reason."""
-    from suite.families import FAMILIES
-
-    for name in ("breast-cancer", "diabetes"):
-        task = get_task(name)
-        assert "mlp" in families_for(task)
-        assert all(1 in FAMILIES.get(f).ranks for f in families_for(task))
-        assert {"cnn", "rnn", "transformer"} <= set(not_offered(task))
-    for name in ("sunspots", "adding"):
-        assert {"mlp", "cnn", "rnn", "transformer"} <= set(families_for(get_task(name)))
-    for name, task in TASKS.items():
-        for f, fam in FAMILIES.items():
-            fits = fam.accepts(task) is None and f not in task.narrow
-            assert (f in families_for(task)) == fits, (name, f)
-            assert (f in not_offered(task)) == (not fits), (name, f)
+#: the tasks whose split is drawn from the seed (sunspots splits in time, whatever the seed)
+RANDOM_SPLITS = ("digits", "mnist1d", "breast-cancer", "diabetes", "adding", "digits-transfer", "ring-gan")
 
 
-@pytest.mark.parametrize("name", ["breast-cancer", "diabetes", "adding"])
-def test_no_overlap_and_fixed_by_seed(name):
+@pytest.mark.parametrize("name", RANDOM_SPLITS)
+def test_the_split_depends_on_the_seed_and_the_standard_one_is_memoized(name):
     task = get_task(name)
-    a, b, c = task.loader.__wrapped__(0), task.loader.__wrapped__(0), task.loader.__wrapped__(1)
-    train, val, test = _rows(a.train), _rows(a.val), _rows(a.test)
-    assert not (train & val) and not (train & test) and not (val & test)
-    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
-    assert not torch.equal(a.val.x, c.val.x)
+    other = task.loader.__wrapped__(task.split_seed + 1)  # bypass the in-process cache
+    assert not torch.equal(task.load().val.x, other.val.x)
     assert task.load() is task.load(task.split_seed)
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes"),
+    [("digits", {"train": 1078, "val": 359, "test": 360}),
+     ("mnist1d", {"train": 3500, "val": 500, "test": 1000})],
+)
+def test_digits_and_mnist1d_sizes_dtypes_and_classes(name, sizes):
+    task = get_task(name)
+    splits = task.load()
+    assert splits.sizes() == sizes
+    for split in (splits.train, splits.val, splits.test):
+        assert split.x.dtype == torch.float32 and split.y.dtype == torch.long
+        assert set(split.y.unique().tolist()) == set(range(task.outputs))  # every class in every split
+
+
+def test_digits_splits_are_stratified():
+    splits = get_task("digits").load()
+    counts = np.bincount(splits.test.y.numpy())
+    assert counts.min() >= 34 and counts.max() <= 38
 
 
 @pytest.mark.parametrize("name", ["breast-cancer", "diabetes"])
@@ -198,27 +202,3 @@ def test_one_epoch_of_mlp(name):
     assert value is not None and np.isfinite(value)
     assert record["task_info"]["baselines"] == dict(get_task(name).baselines)
 
-
-def test_every_kind_owns_its_judging_and_every_task_is_scored_on_its_primary_metric():
-    """Generated from the registries: every task's kind is registered, every kind's loss exists and
-    every task's collection (from its kind) holds the task's metric."""
-    from tasks.kinds import LOSSES, TASK_KINDS
-
-    assert {t.kind for _, t in TASKS.items()} <= set(TASK_KINDS.names())
-    for _, kind in TASK_KINDS.items():
-        assert kind.loss in LOSSES
-        assert kind.trains_as is None or kind.trains_as in TASK_KINDS
-    for name, task in TASKS.items():
-        collection = task.metric_collection()
-        if task.kind == "generation":
-            assert collection is None, name  # the task's own score judges samples
-            continue
-        assert task.metric in collection, name
-        classes = 2 if task.kind == "anomaly" else max(task.outputs, 2)
-        n = 2 * classes
-        y = torch.arange(n) % classes if task.kind in ("classification", "transfer", "anomaly") \
-            else torch.randn(n, *((task.outputs,) if task.outputs > 1 else ()))
-        shape = (n,) if task.kind == "anomaly" else (n, task.outputs)
-        preds, target = task.metric_inputs(torch.randn(*shape), y)
-        collection.update(preds, target)
-        assert np.isfinite(float(collection.compute()[task.metric])), name

@@ -1,0 +1,8 @@
+"""Runs the optimizer and regularizer contract, generated for every registered optimizer and
+regularizer.
+
+The tests live in the package (``suite/checks/test_optimizer_and_regularizer_contract.py``), so
+that ``suite.check.check_plugin`` runs them on a plug-in from an installed copy too; this module
+puts them in ``make test``, on the built-in entries."""
+
+from suite.checks.test_optimizer_and_regularizer_contract import *  # noqa: F403
