@@ -9,7 +9,8 @@ import torch
 
 from suite.families import FAMILIES, families_for, not_offered
 from tasks import TASKS, Split, Splits, Task
-from tasks.kinds import TASK_KINDS, GenerationTask, TaskKind, TransferTask
+from tasks.base import GenerationTask, TransferTask
+from tasks.kinds import TASK_KINDS, TaskKind
 
 #: the families of this package (a plug-in loaded by another test of the process is left out)
 BUILT_IN = {n for n, f in FAMILIES.items() if f.build.__module__.startswith("suite.families.")}
