@@ -2,8 +2,8 @@
 
 ``build_report(sources, out_dir)`` is the entry point (``suite report`` and ``python -m reports``
 call it). The package never imports training code: it reads what the storages hold. The figures'
-libraries (seaborn, matplotlib) are imported with :mod:`reports.render`, on the first use of
-``build_report``: ``reports.load`` alone (the dry run's timings) stays light.
+libraries (seaborn, matplotlib) are imported with the sections (:mod:`reports.sections`), on the
+first use of ``build_report``: ``reports.load`` alone (the dry run's timings) stays light.
 """
 
 from typing import Any

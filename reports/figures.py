@@ -189,7 +189,7 @@ def optimizer_figure(metric: str, families: Sequence[str], trials: pd.DataFrame,
 def profile_figure(profiles: dict[str, pd.DataFrame]) -> str:
     """Performance profiles, one panel per solver kind (``{"families": frame, ...}``).
 
-    Each frame is :func:`reports.stats.performance_profile` output (``solver``, ``tau``, ``rho``).
+    Each frame is :func:`reports.profiles.performance_profile` output (``solver``, ``tau``, ``rho``).
     """
     with _style():
         fig, ax = new_figure(1, len(profiles), width=4.8)
@@ -308,7 +308,7 @@ def tuning_figure(metric: str, curves: pd.DataFrame) -> str:
     """Best validation value so far against tuning trials run, one line per arm of one task.
 
     Args:
-        curves: :func:`reports.stats.tuning_curves` rows of one task.
+        curves: :func:`reports.tuning.tuning_curves` rows of one task.
     """
     colors = palette(curves["family"])
     styles = ["-", "--", ":", "-."]

@@ -1,7 +1,7 @@
 """Findings: what the data support, as sentences with their evidence and budget (pure functions).
 
 Three questions are asked of every task (each budget of a task is a task of its own here,
-:func:`reports.stats.separate_arms`):
+:func:`reports.selection.separate_arms`):
 
 * **families**: each family's best arm among the arms the task's families share, compared pairwise;
 * **optimizers**: within each family, each optimizer's best arm over the regularizer sets every
@@ -15,7 +15,7 @@ and the sentence says over how many. A difference that holds states P(A > B) wit
 interval; a pair that is not distinguishable states the smallest difference the design had an 80%
 chance to detect.
 
-One selection rule (:func:`reports.stats.best_of`: the confirm validation mean) picks every
+One selection rule (:func:`reports.selection.best_of`: the confirm validation mean) picks every
 family's arm and the task's winner, which the leaderboard ranks first. When the test metric says
 another family beats the winner, the report recommends none rather than two.
 """
@@ -28,7 +28,8 @@ from typing import Any
 import pandas as pd
 
 from reports.paired import MIN_UNITS, correct, detectable_effect, pairwise
-from reports.stats import ARM, confirm_units, optimizer_best, ranked
+from reports.selection import optimizer_best, ranked
+from reports.stats import ARM, confirm_units
 
 QUESTIONS = {"family": "families", "optimizer": "optimizers", "regularizers": "regularizer sets"}
 
@@ -116,6 +117,12 @@ def comparisons(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.DataF
     return out
 
 
+def tests_per_question(tests: pd.DataFrame) -> dict[str, int]:
+    """Per question of :data:`QUESTIONS`, how many tests Holm's correction runs over (0: none)."""
+    asked = tests["question"]
+    return {q: int(tests.loc[asked == q, "m"].max()) if (asked == q).any() else 0 for q in QUESTIONS}
+
+
 def pair_sentence(r: pd.Series, metric: str, *, level: float, alpha: float) -> tuple[str, str]:
     """The kind (``difference``, ``indistinguishable``, ``not compared``) and sentence of one test."""
     n, m = int(r["n"]), int(r["m"])
@@ -161,7 +168,7 @@ def report_findings(arms: pd.DataFrame, family_best: pd.DataFrame, confirm: pd.D
 
     Args:
         arms: :func:`reports.stats.arm_summary` rows of every arm.
-        family_best: each (task, family)'s compared arm (:func:`reports.stats.best_of` on the
+        family_best: each (task, family)'s compared arm (:func:`reports.selection.best_of` on the
             equal-budget arms).
         confirm: the confirm runs (:func:`reports.stats.confirm_trials`).
         budgets: per task, ``(budget label, benchmark)``.

@@ -215,7 +215,7 @@ def compare(a: Sequence[float], b: Sequence[float], *, direction: str, level: fl
 
     Args:
         a, b: the metric per shared unit; pairs with a non-finite value are left out (a failed run
-            is scored before it gets here, see :func:`reports.stats.confirm_runs`).
+            is scored before it gets here, see :func:`reports.stats.confirm_trials`).
         direction: ``maximize`` or ``minimize``; the difference is oriented so that > 0 means
             ``a`` is better.
         level: confidence level of the interval.

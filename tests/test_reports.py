@@ -9,21 +9,28 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+import reports.sections
 from reports import build_report
+from reports.blocks import readable
+from reports.context import Context
 from reports.load import load
-from reports.render import SECTIONS, readable
+from reports.render import render_html
+from reports.sections import PAGE_ORDER, Section, discover, ordered, page
 from suite.errors import SuiteError
 from tests.report_data import CPU_HW, GPU_HW, expected_figures, write_arm, write_benchmark
 
 # a figure whose layout collapsed is a broken figure
 pytestmark = pytest.mark.filterwarnings("error:constrained_layout not applied:UserWarning")
 
-TITLES = [f"{i}. {title}" for i, (_, title, _) in enumerate(SECTIONS, start=1)]
+SECTIONS = page()  # every module of reports/sections, in page order
+TITLES = [f"{i}. {s.title}" for i, s in enumerate(SECTIONS, start=1)]
+BLOCK_KINDS = {"text", "note", "sub", "code", "figure", "table"}
 SCRIPT = "<script>alert(1)</script>"
 BENCH_TASKS = ("digits", "sunspots")
 
@@ -34,6 +41,7 @@ class Sections(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.current: str | None = None
+        self.ids: list[str] = []
         self.figures: dict[str, int] = {}
         self.headings: list[str] = []
         self.scripts = 0
@@ -43,6 +51,7 @@ class Sections(HTMLParser):
         a = dict(attrs)
         if tag == "section":
             self.current = a.get("id")
+            self.ids.append(self.current)
             self.figures[self.current] = 0
         elif tag == "img" and "figure" in (a.get("class") or "") and self.current:
             assert a["src"].startswith("data:image/svg+xml;base64,")
@@ -84,9 +93,10 @@ def ranked(part: str) -> list[tuple[str, str]]:
 
 
 def assert_complete(page: str) -> Sections:
-    """Every section heading, no <script>, no section that failed to draw."""
+    """Every section heading and anchor in page order, no <script>, no section that failed to draw."""
     p = parse(page)
     assert p.headings == TITLES
+    assert p.ids == [s.slug for s in SECTIONS]
     assert p.scripts == 0
     assert "could not be drawn" not in page
     return p
@@ -186,6 +196,93 @@ def test_report_has_every_section_and_the_expected_figures(bench_report):
     assert "optimizers differ significantly" in stats_section
     assert "suite dashboard" in page
     assert "All trials ran on one machine" in page
+
+
+
+@pytest.fixture(scope="session")
+def bench_context(bench_report) -> Context:
+    """The context of the bench report's data (the frames every section is drawn from)."""
+    return Context(load([str(bench_report.parent.parent / "cpu-run")]))
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=[s.slug for s in SECTIONS])
+def test_every_section_renders_on_the_bench_data_in_its_place(section: Section, bench_context, bench_report):
+    """Generated from reports/sections: a new section module is tested the moment it exists. It renders
+    without raising on the bench data, into blocks the template knows, and the page shows it under its
+    title and anchor at its place in the page order."""
+    blocks = section.render(bench_context)
+    assert blocks and all(b["kind"] in BLOCK_KINDS for b in blocks), blocks
+    for b in blocks:
+        if b["kind"] == "figure":
+            assert b["uri"].startswith("data:image/svg+xml;base64,") and b["alt"]
+        if b["kind"] == "table":
+            assert all(len(row) == len(b["columns"]) for row in b["rows"])
+    page_html = bench_report.read_text()
+    p = parse(page_html)
+    i = p.ids.index(section.slug)
+    assert i == [s.slug for s in SECTIONS].index(section.slug)
+    assert p.headings[i] == f"{i + 1}. {section.title}"
+    assert "could not be drawn" not in section_of(page_html, section.slug)
+
+
+def test_the_page_order_names_only_declared_sections_in_its_order():
+    slugs = [s.slug for s in SECTIONS]
+    assert [s for s in slugs if s in PAGE_ORDER] == PAGE_ORDER
+    assert all(s.module == f"reports.sections.{s.slug}" for s in SECTIONS)  # one file per section
+
+
+def _fake(slug: str, after: str | None = None) -> Section:
+    return Section(slug, slug.upper(), lambda ctx: [], f"fake.{slug}", after)
+
+
+def test_a_section_outside_the_page_order_goes_after_its_anchor_or_before_the_appendix():
+    found = {s: _fake(s) for s in ("a", "b", "z", "plain")}
+    found |= {"n2": _fake("n2", after="a"), "n1": _fake("n1", after="a"), "deep": _fake("deep", after="n1"),
+              "last": _fake("last", after="z")}
+    page_slugs = [s.slug for s in ordered(found, order=["a", "b", "z"], appendix=["z"])]
+    assert page_slugs == ["a", "n1", "deep", "n2", "b", "plain", "z", "last"]
+    with pytest.raises(ValueError, match=r"names \['c'\] but no section module declares them"):
+        ordered(found, order=["a", "c"], appendix=[])
+    with pytest.raises(ValueError, match="'lost': 'nowhere'"):
+        ordered({**found, "lost": _fake("lost", after="nowhere")}, order=["a", "b", "z"], appendix=["z"])
+    with pytest.raises(ValueError, match="not on the page"):  # two sections placed after each other
+        ordered({"a": _fake("a"), "x": _fake("x", after="y"), "y": _fake("y", after="x")}, order=["a"],
+                appendix=[])
+
+
+@pytest.fixture
+def sections_folder(tmp_path, monkeypatch):
+    """A folder on the path of the package reports.sections: a module written there is one of its
+    modules (and is forgotten afterwards)."""
+    folder = tmp_path / "more_sections"
+    folder.mkdir()
+    monkeypatch.setattr(reports.sections, "__path__", [*reports.sections.__path__, str(folder)])
+    yield folder
+    for path in folder.glob("*.py"):
+        sys.modules.pop(f"reports.sections.{path.stem}", None)
+        if hasattr(reports.sections, path.stem):
+            delattr(reports.sections, path.stem)
+
+
+def test_one_new_file_in_reports_sections_adds_a_section_to_the_page(sections_folder, tmp_path):
+    """A module dropped next to the others is found, placed after the section its AFTER names, and
+    drawn; a module there that declares no section is an error."""
+    import optuna
+
+    (sections_folder / "zz_extra.py").write_text(
+        'SLUG = "extra"\nTITLE = "An extra section"\nAFTER = "leaderboard"\n\n\n'
+        'def render(ctx):\n    return [{"kind": "text", "text": f"{len(ctx.tasks)} tasks here"}]\n')
+    run = tmp_path / "run"
+    run.mkdir()
+    optuna.storages.RDBStorage(f"sqlite:///{run / 'optuna.db'}")
+    html_page = render_html(load([str(run)]))
+    p = parse(html_page)
+    at = PAGE_ORDER.index("leaderboard") + 1
+    assert p.ids == [*PAGE_ORDER[:at], "extra", *PAGE_ORDER[at:]]
+    assert p.headings[at] == f"{at + 1}. An extra section" and "0 tasks here" in section_of(html_page, "extra")
+    (sections_folder / "zz_broken.py").write_text("TITLE = 'no slug'\n")
+    with pytest.raises(ValueError, match="reports.sections.zz_broken must declare SLUG"):
+        discover()
 
 
 def test_leaderboard_ranks_by_the_one_selection_rule_and_names_the_findings_winner(bench_report):

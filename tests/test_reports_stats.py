@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import stats
-from reports.load import parse_source, regs_name, trial_row
+from reports import costs, inventory, profiles, ranks, selection, stats, tuning
+from reports.load import parse_source
+from reports.rows import regs_name, trial_row
 from suite.errors import SuiteError
 from suite.storage import mask_url
 
@@ -41,7 +42,7 @@ def test_mean_ci_matches_hand_computed_t_interval():
 
 def test_friedman_and_nemenyi_match_hand_computed_values():
     table = pd.read_csv(DATA / "report_friedman.csv", index_col="block")
-    res = stats.friedman(table, "maximize")
+    res = ranks.friedman(table, "maximize")
     # b5 lacks B: dropped. Ranks per block (1 = best): b1 1,2,3; b2 2,1,3; b3 1,2,3; b4 1,3,2
     assert res.ran and res.dropped == ["b5"]
     assert (res.k, res.n) == (3, 4)
@@ -59,19 +60,19 @@ def test_friedman_and_nemenyi_match_hand_computed_values():
     assert not res.significant and res.left_out == []
     # CD = q(0.05, 3, inf) / sqrt(2) * sqrt(3 * 4 / (6 * 4)) = 2.343701 * 0.707107 (Demsar 2006, table 5)
     assert res.cd == pytest.approx(1.657247, abs=1e-5)
-    assert stats.cd_groups(res.ranks, res.cd) == [("A", "B", "C")]
+    assert ranks.cd_groups(res.ranks, res.cd) == [("A", "B", "C")]
     # ranks for a metric to minimize are reversed
-    low = stats.friedman(table, "minimize")
+    low = ranks.friedman(table, "minimize")
     assert low.ranks.to_dict() == pytest.approx({"C": 1.25, "B": 2.0, "A": 2.75})
 
 
 def test_friedman_says_why_it_cannot_run():
     table = pd.read_csv(DATA / "report_friedman.csv", index_col="block")
-    two = stats.friedman(table[["A", "B"]], "maximize")
+    two = ranks.friedman(table[["A", "B"]], "maximize")
     assert not two.ran and "3 treatments" in two.reason
-    one_block = stats.friedman(table.loc[["b1", "b5"]], "maximize")
+    one_block = ranks.friedman(table.loc[["b1", "b5"]], "maximize")
     assert not one_block.ran and "no such sub-table" in one_block.reason
-    ties = stats.friedman(pd.DataFrame({"A": [1, 2], "B": [1, 2], "C": [1, 2]}), "maximize")
+    ties = ranks.friedman(pd.DataFrame({"A": [1, 2], "B": [1, 2], "C": [1, 2]}), "maximize")
     assert not ties.ran and "tie" in ties.reason
 
 
@@ -79,65 +80,65 @@ def test_friedman_runs_on_the_largest_complete_subtable():
     # D ran only on b1: the 3 x 4 table without D (12 cells) beats the 4 x 1 one with it
     table = pd.DataFrame({"A": [0.9, 0.8, 0.7, 0.6], "B": [0.8, 0.9, 0.6, 0.5], "C": [0.7, 0.7, 0.5, 0.4],
                           "D": [0.95, None, None, None]}, index=["t1", "t2", "t3", "t4"])
-    res = stats.friedman(table, "maximize")
+    res = ranks.friedman(table, "maximize")
     assert res.ran and (res.k, res.n) == (3, 4) and res.left_out == ["D"] and res.dropped == []
     # a treatment missing in one block of five: keeping it (4 x 4 = 16) beats dropping it (3 x 5)
     table5 = pd.concat([table.assign(D=[0.95, 0.1, 0.2, 0.3]),
                         pd.DataFrame({"A": [0.5], "B": [0.4], "C": [0.3], "D": [None]}, index=["t5"])])
-    res5 = stats.friedman(table5, "maximize")
+    res5 = ranks.friedman(table5, "maximize")
     assert (res5.k, res5.n, res5.dropped, res5.left_out) == (4, 4, ["t5"], [])
-    assert stats.complete_subtable(table5.iloc[:1]) == ([], [])
+    assert ranks.complete_subtable(table5.iloc[:1]) == ([], [])
     # every block ranking alike: F is infinite and p = 0, but with 2 blocks one in 3! pairs of random
     # orderings agrees: the permutation p-value is 1/6 and decides (no rejection); with 3 blocks 1/36
     same = pd.DataFrame({"A": [3, 3, 3], "B": [2, 2, 2], "C": [1, 1, 1]}, dtype=float)
-    assert stats.iman_davenport(6.0, 3, 3) == (math.inf, 0.0)
-    two = stats.friedman(same.iloc[:2], "maximize")
+    assert ranks.iman_davenport(6.0, 3, 3) == (math.inf, 0.0)
+    two = ranks.friedman(same.iloc[:2], "maximize")
     assert two.f_pvalue == 0.0 and two.perm_pvalue == pytest.approx(1 / 6) and not two.significant
-    three = stats.friedman(same, "maximize")
+    three = ranks.friedman(same, "maximize")
     assert three.perm_pvalue == pytest.approx(1 / 36) and three.significant
 
 
 def test_nemenyi_cd_table_values():
     # Demsar 2006 table 5a: q_0.05 = 2.343 (k=3), 2.569 (k=4), 2.728 (k=5)
-    assert stats.nemenyi_cd(3, 1) == pytest.approx(2.343 * math.sqrt(2), abs=2e-3)
-    assert stats.nemenyi_cd(4, 10) == pytest.approx(2.569 * math.sqrt(20 / 60), abs=1e-3)
-    assert stats.nemenyi_cd(5, 6) == pytest.approx(2.728 * math.sqrt(30 / 36), abs=1e-3)
+    assert ranks.nemenyi_cd(3, 1) == pytest.approx(2.343 * math.sqrt(2), abs=2e-3)
+    assert ranks.nemenyi_cd(4, 10) == pytest.approx(2.569 * math.sqrt(20 / 60), abs=1e-3)
+    assert ranks.nemenyi_cd(5, 6) == pytest.approx(2.728 * math.sqrt(30 / 36), abs=1e-3)
     with pytest.raises(ValueError, match="k >= 2"):
-        stats.nemenyi_cd(1, 5)
+        ranks.nemenyi_cd(1, 5)
 
 
 def test_cd_groups_split_distant_treatments():
-    ranks = pd.Series({"a": 1.0, "b": 1.5, "c": 3.0, "d": 3.2})
-    assert stats.cd_groups(ranks, 1.0) == [("a", "b"), ("c", "d")]
+    avg = pd.Series({"a": 1.0, "b": 1.5, "c": 3.0, "d": 3.2})
+    assert ranks.cd_groups(avg, 1.0) == [("a", "b"), ("c", "d")]
 
 
 def test_performance_profile_matches_hand_computed_fractions():
     costs = pd.read_csv(DATA / "report_profile.csv", index_col="problem")
-    ratios = stats.performance_ratios(costs)
+    ratios = profiles.performance_ratios(costs)
     # p1: X 0.1 best, Y 0.2 -> 2; p2: Y 0.15 best, X 0.3 -> 2; p3: Y missing -> inf
     assert ratios["X"].tolist() == pytest.approx([1, 2, 1])
     assert ratios["Y"].tolist()[:2] == pytest.approx([2, 1]) and math.isinf(ratios.loc["p3", "Y"])
-    prof = stats.performance_profile(costs)
+    prof = profiles.performance_profile(costs)
     rho = {(r.solver, r.tau): r.rho for r in prof.itertuples()}
     assert sorted(prof["tau"].unique()) == [1.0, 2.0]
     assert rho[("X", 1.0)] == pytest.approx(2 / 3) and rho[("X", 2.0)] == pytest.approx(1)
     assert rho[("Y", 1.0)] == pytest.approx(1 / 3) and rho[("Y", 2.0)] == pytest.approx(2 / 3)
-    custom = stats.performance_profile(costs, taus=[1.5, 4])
+    custom = profiles.performance_profile(costs, taus=[1.5, 4])
     assert custom[custom["solver"] == "Y"]["rho"].tolist() == pytest.approx([1 / 3, 2 / 3])
 
 
 def test_normalized_regret_on_declared_scales():
     # accuracy, chance 0.1: (1 - v) / 0.9; a perfect score is floored, not zero
-    assert stats.normalized_regret([0.91, 0.1, 1.0], 1.0, 0.1).tolist() == pytest.approx(
-        [0.1, 1.0, stats.REGRET_FLOOR])
+    assert profiles.normalized_regret([0.91, 0.1, 1.0], 1.0, 0.1).tolist() == pytest.approx(
+        [0.1, 1.0, profiles.REGRET_FLOOR])
     # RMSE, ideal 0, naive forecast 0.88: v / 0.88; worse than the baseline is above 1
-    assert stats.normalized_regret([0.44, 1.76, np.nan], 0.0, 0.88)[:2].tolist() == pytest.approx([0.5, 2.0])
-    assert np.isnan(stats.normalized_regret([np.nan], 0.0, 0.88)[0])
+    assert profiles.normalized_regret([0.44, 1.76, np.nan], 0.0, 0.88)[:2].tolist() == pytest.approx([0.5, 2.0])
+    assert np.isnan(profiles.normalized_regret([np.nan], 0.0, 0.88)[0])
     # ring-gan modes, ideal 8, baseline 0: every value of 0..8 has a regret (no ValueError)
-    assert stats.normalized_regret([0.0, 1.0, 8.0], 8.0, 0.0).tolist() == pytest.approx(
-        [1.0, 7 / 8, stats.REGRET_FLOOR])
+    assert profiles.normalized_regret([0.0, 1.0, 8.0], 8.0, 0.0).tolist() == pytest.approx(
+        [1.0, 7 / 8, profiles.REGRET_FLOOR])
     with pytest.raises(ValueError, match="ideal"):
-        stats.normalized_regret([0.5], 1.0, 1.0)
+        profiles.normalized_regret([0.5], 1.0, 1.0)
 
 
 def test_regret_table_keeps_the_problems_every_solver_ran():
@@ -145,21 +146,21 @@ def test_regret_table_keeps_the_problems_every_solver_ran():
                           index=["ring-gan", "digits", "sunspots", "mystery"])
     scales = pd.DataFrame({"ideal": [8.0, 1.0, 0.0, np.nan], "baseline": [0.0, 0.1, 0.88, np.nan]},
                           index=values.index)
-    table, incomplete, unscaled = stats.regret_table(values, scales)
+    table, incomplete, unscaled = profiles.regret_table(values, scales)
     assert list(table.index) == ["ring-gan", "digits"] and incomplete == ["sunspots"] and unscaled == ["mystery"]
-    assert table.loc["ring-gan"].tolist() == pytest.approx([1.0, stats.REGRET_FLOOR])
+    assert table.loc["ring-gan"].tolist() == pytest.approx([1.0, profiles.REGRET_FLOOR])
     assert table.loc["digits"].tolist() == pytest.approx([0.1, 0.2])
-    prof = stats.performance_profile(table)
+    prof = profiles.performance_profile(table)
     rho = {(r.solver, r.tau): r.rho for r in prof.itertuples()}
     assert rho[("X", 1.0)] == pytest.approx(0.5) and rho[("Y", 1.0)] == pytest.approx(0.5)
 
 
 def test_pareto_front_matches_hand_marked_points():
     df = pd.read_csv(DATA / "report_pareto.csv")
-    front = stats.pareto_front(df, "energy_kwh", "accuracy", "maximize")
+    front = costs.pareto_front(df, "energy_kwh", "accuracy", "maximize")
     assert front.tolist() == df["front"].tolist()
     # minimizing the score: lowest accuracy at lowest cost is e (0.5, 0.70); h (0.7, 0.70) is dominated
-    low = stats.pareto_front(df, "energy_kwh", "accuracy", "minimize")
+    low = costs.pareto_front(df, "energy_kwh", "accuracy", "minimize")
     assert df["name"][low].tolist() == ["e"]
 
 
@@ -170,7 +171,7 @@ def test_time_and_energy_to_target_and_per_sample_energy():
     assert out["reached"].tolist() == [True, False, True]
     assert out["energy_to_target_kwh"].iloc[0] == pytest.approx(0.005)  # 0.01 * 30 / 60
     assert np.isnan(out["energy_to_target_kwh"].iloc[1]) and np.isnan(out["energy_to_target_kwh"].iloc[2])
-    per = stats.per_1k_samples(t)
+    per = costs.per_1k_samples(t)
     assert per.iloc[0] == pytest.approx(0.002)  # 0.01 kWh / 5000 samples * 1000
     assert np.isnan(per.iloc[1])
 
@@ -188,12 +189,12 @@ def test_best_of_chooses_on_the_confirm_validation_mean_never_on_tuning_luck_or_
     # the one selection rule of the report is the confirm validation mean
     arms = arm_rows(optimizer=["adam", "sgd"], tune_best_val=[0.90, 0.85], val_mean=[0.80, 0.95],
                     mean=[0.97, 0.70], failed=[0, 0])
-    best = stats.best_of(arms, ["task", "family"])
+    best = selection.best_of(arms, ["task", "family"])
     assert best["optimizer"].tolist() == ["sgd"]  # though adam's test mean is higher
     assert best["selected_on"].tolist() == ["confirm"] and best["select_key"].tolist() == [0.95]
-    low = stats.best_of(arms.assign(direction="minimize"), ["task", "family"])
+    low = selection.best_of(arms.assign(direction="minimize"), ["task", "family"])
     assert low["optimizer"].tolist() == ["adam"]  # 0.80 < 0.95
-    tie = stats.best_of(arms.assign(val_mean=[0.9, 0.9], failed=[1, 0]), ["task", "family"])
+    tie = selection.best_of(arms.assign(val_mean=[0.9, 0.9], failed=[1, 0]), ["task", "family"])
     assert tie["optimizer"].tolist() == ["sgd"]  # a tie goes to fewer failed runs
 
 
@@ -201,12 +202,12 @@ def test_best_of_never_falls_back_to_the_test_metric():
     # momentum has the best test mean but no validation value at all: it is not eligible
     arms = arm_rows(optimizer=["adam", "sgd", "momentum"], tune_best_val=[0.70, np.nan, np.nan],
                     val_mean=[0.60, 0.65, np.nan], mean=[0.50, 0.55, 0.99])
-    keys = stats.selection_keys(arms)
+    keys = selection.selection_keys(arms)
     assert keys["selected_on"].tolist() == ["confirm", "confirm", None]
     assert keys["select_key"].tolist()[:2] == [0.60, 0.65] and math.isnan(keys["select_key"].iloc[2])
-    assert stats.best_of(arms, ["task", "family"])["optimizer"].tolist() == ["sgd"]
+    assert selection.best_of(arms, ["task", "family"])["optimizer"].tolist() == ["sgd"]
     # a group whose arms have no validation value anywhere is left out, not chosen on test
-    none = stats.best_of(arms.assign(val_mean=np.nan), ["task", "family"])
+    none = selection.best_of(arms.assign(val_mean=np.nan), ["task", "family"])
     assert none.empty and {"select_key", "selected_on"} <= set(none.columns)
 
 
@@ -266,15 +267,15 @@ def test_families_are_compared_on_their_common_arms():
         ("b", "rnn", "momentum", "none", 0.70),
     ]
     arms = pd.DataFrame(rows, columns=[*stats.ARM, "val_mean"]).assign(direction="maximize")
-    common = stats.common_arms(arms)
+    common = selection.common_arms(arms)
     assert common.values.tolist() == [["a", "adam", "none"], ["a", "sgd", "dropout"]]
-    fair = stats.equal_budget(arms)
+    fair = selection.equal_budget(arms)
     a = fair[fair["task"] == "a"]
     assert a["common"].all() and len(a) == 6  # mlp's adam / dropout and sgd / none are left out
     assert a.groupby("family")["n_arms"].first().to_dict() == {"cnn": 2, "mlp": 4, "rnn": 2}
-    best = stats.best_of(fair, ["task", "family"]).set_index(["task", "family"])
+    best = selection.best_of(fair, ["task", "family"]).set_index(["task", "family"])
     # mlp's best arm overall is adam / dropout (0.99), not a common arm: its best common one is chosen
-    assert stats.best_of(arms, ["task", "family"]).set_index(["task", "family"]).loc[
+    assert selection.best_of(arms, ["task", "family"]).set_index(["task", "family"]).loc[
         ("a", "mlp"), "regularizers"] == "dropout"
     assert tuple(best.loc[("a", "mlp"), ["optimizer", "regularizers"]]) == ("sgd", "dropout")
     assert tuple(best.loc[("a", "cnn"), ["optimizer", "regularizers"]]) == ("adam", "none")
@@ -282,7 +283,7 @@ def test_families_are_compared_on_their_common_arms():
     b = fair[fair["task"] == "b"]
     assert len(b) == 3 and not b["common"].any()
     assert best.loc[("b", "mlp"), "optimizer"] == "sgd" and best.loc[("b", "rnn"), "optimizer"] == "momentum"
-    assert stats.common_arms(arms[arms["task"] == "b"]).empty
+    assert selection.common_arms(arms[arms["task"] == "b"]).empty
 
 
 def test_a_familys_best_arm_outside_the_common_arms_is_not_chosen():
@@ -290,23 +291,23 @@ def test_a_familys_best_arm_outside_the_common_arms_is_not_chosen():
     arms = arm_rows(family=["mlp", "mlp", "rnn"], optimizer=["adam"] * 3,
                     regularizers=["dropout", "none", "none"], tune_best_val=[0.95, 0.80, 0.85],
                     val_mean=[0.95, 0.80, 0.85], mean=[0.95, 0.80, 0.85])
-    assert stats.best_of(arms, ["task", "family"])["regularizers"].tolist() == ["dropout", "none"]
-    best = stats.best_of(stats.equal_budget(arms), ["task", "family"])
+    assert selection.best_of(arms, ["task", "family"])["regularizers"].tolist() == ["dropout", "none"]
+    best = selection.best_of(selection.equal_budget(arms), ["task", "family"])
     assert best[["family", "regularizers"]].values.tolist() == [["mlp", "none"], ["rnn", "none"]]
     # across optimizers within a family: the regularizer sets every optimizer ran
-    by_opt = stats.common_arms(arms.assign(optimizer=["adam", "adam", "sgd"], family="mlp"),
-                               by=["task", "family"], across="optimizer")
+    by_opt = selection.common_arms(arms.assign(optimizer=["adam", "adam", "sgd"], family="mlp"),
+                                   by=["task", "family"], across="optimizer")
     assert by_opt["regularizers"].tolist() == ["none"]
 
 
 def test_epoch_totals_count_pruned_trials_by_the_epochs_they_ran():
     t = pd.DataFrame({"state": ["PRUNED"] * 10 + ["COMPLETE", "FAIL"],
                       "epochs": [20.0] * 12, "epochs_run": [2.0] * 10 + [20.0, np.nan]})
-    tot = stats.epoch_totals(t)
+    tot = inventory.epoch_totals(t)
     assert tot["epochs_run"] == 40 and tot["epochs_run_pruned"] == 20
     assert tot["full_trials"] == pytest.approx(2.0)  # 10 pruned after 2 of 20 epochs = 1 trial, + 1
     assert (tot["recorded"], tot["trials"]) == (11, 12)
-    assert stats.epoch_totals(t.iloc[:10])["full_trials"] == pytest.approx(1.0)
+    assert inventory.epoch_totals(t.iloc[:10])["full_trials"] == pytest.approx(1.0)
 
 
 def test_search_spaces_per_benchmark_from_records_and_protocol():
@@ -314,7 +315,7 @@ def test_search_spaces_per_benchmark_from_records_and_protocol():
                            "space": ["core", "core", "full", None, None]})
     studies = pd.DataFrame({"benchmark": ["quick", "full", "old"],
                             "protocol": [{"space": "core"}, {"space": "full", "sampler": "tpe"}, {}]})
-    out = stats.search_spaces(trials, studies).set_index("benchmark")
+    out = inventory.search_spaces(trials, studies).set_index("benchmark")
     assert out.loc["quick", "records"] == "core (2 trials), full (1 trial)"
     assert out.loc["quick", "protocol"] == "core"
     assert pd.isna(out.loc["full", "records"]) and out.loc["full", "protocol"] == "full"
@@ -323,7 +324,7 @@ def test_search_spaces_per_benchmark_from_records_and_protocol():
 
 def test_orient_negates_minimize_rows():
     values = pd.DataFrame({"X": [0.9, 0.3]}, index=["acc", "rmse"])
-    out = stats.orient(values, pd.Series({"acc": "maximize", "rmse": "minimize"}))
+    out = ranks.orient(values, pd.Series({"acc": "maximize", "rmse": "minimize"}))
     assert out["X"].tolist() == [0.9, -0.3]
 
 
@@ -365,8 +366,13 @@ def test_sources_are_parsed_and_passwords_masked(tmp_path):
 
 
 def test_reports_never_imports_training_code():
-    code = ("import sys, reports, reports.__main__; bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'lightning', 'tasks') or m.startswith(('suite.train', 'suite.module', 'suite.families')));"
+    """Every module of reports (every section too) imported: no training code comes with them."""
+    code = ("import importlib, pkgutil, sys, reports\n"
+            "names = [m.name for m in pkgutil.walk_packages(reports.__path__, 'reports.')]\n"
+            "assert 'reports.render' in names and 'reports.sections.leaderboard' in names, names\n"
+            "for name in names: importlib.import_module(name)\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'tasks') or "
+            "m.startswith(('suite.train', 'suite.module', 'suite.families', 'suite.tune')))\n"
             "print(bad); assert not bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -378,8 +384,8 @@ def test_an_arm_with_one_seed_is_marked_and_never_gets_a_zero_width_bar():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from reports.blocks import ci_text
     from reports.figures import _points_with_ci
-    from reports.render import ci_text
 
     summary = pd.DataFrame({"family": ["cnn", "mlp"], "n": [6, 1], "mean": [0.9, 0.7],
                             "half_width": [0.02, np.nan], "ci_low": [0.88, np.nan], "ci_high": [0.93, np.nan]})
@@ -434,7 +440,7 @@ def test_a_failed_seed_lowers_its_arm():
 
 def test_tuning_curves_count_every_trial_and_improve_only_on_complete_ones():
     t = tuning_trials().assign(number=range(9))
-    curves = stats.tuning_curves(t)
+    curves = tuning.tuning_curves(t)
     adam = curves[curves["optimizer"] == "adam"]
     # trials 1..4: 0.80, 0.85, pruned 0.99 (counts as run, never the best), no value
     assert adam["trials"].tolist() == [1, 2, 3, 4]
@@ -448,7 +454,7 @@ def test_selection_optimism_is_oriented_by_direction():
     summary = pd.DataFrame({"task": "t", "family": "mlp", "optimizer": ["adam", "sgd"], "regularizers": "none",
                             "metric": ["accuracy", "rmse"], "direction": ["maximize", "minimize"], "n": 3,
                             "tune_best_val": [0.85, 0.30], "val_mean": [0.80, 0.36]})
-    o = stats.selection_optimism(summary).set_index("optimizer")["optimism"]
+    o = tuning.selection_optimism(summary).set_index("optimizer")["optimism"]
     assert o["adam"] == pytest.approx(0.05) and o["sgd"] == pytest.approx(0.06)  # both fell short
 
 
@@ -475,7 +481,7 @@ def test_intervals_stay_within_the_metric_bounds():
 def test_an_interrupted_or_disk_failed_confirm_run_is_no_failed_run():
     """Such a run keeps its record but is redone (suite.record.is_result): the report must not count
     it against the arm, while a real failure still counts."""
-    from reports.load import trial_row
+    from reports.rows import trial_row
 
     t = tuning_trials().assign(started_at=pd.Timestamp("2026-12-01", tz="UTC"), status="complete", chosen=None,
                                result=True)
@@ -490,3 +496,114 @@ def test_an_interrupted_or_disk_failed_confirm_run_is_no_failed_run():
     assert fails.loc["adam", "runs"] == 1 and fails.loc["adam", "failed"] == 0
     fails = stats.confirm_failures(pd.concat([t, stopped, diverged], ignore_index=True)).set_index("optimizer")
     assert fails.loc["adam", "runs"] == 2 and fails.loc["adam", "failed"] == 1
+
+
+def test_family_basis_says_how_each_tasks_families_are_compared():
+    rows = [  # (task, family, optimizer, regularizers)
+        ("one", "mlp", "adam", "none"), ("one", "mlp", "sgd", "none"),
+        ("common", "mlp", "adam", "none"), ("common", "mlp", "sgd", "none"), ("common", "cnn", "adam", "none"),
+        ("unequal", "mlp", "adam", "none"), ("unequal", "cnn", "sgd", "none"), ("unequal", "cnn", "sgd", "l2"),
+        ("different", "mlp", "adam", "none"), ("different", "cnn", "sgd", "none"),
+    ]
+    arms = pd.DataFrame(rows, columns=stats.ARM).assign(val_mean=0.5, direction="maximize")
+    basis = selection.family_basis(arms, selection.equal_budget(arms)).set_index(["task", "family"])
+    assert basis["basis"].to_dict() == {
+        ("common", "cnn"): "common", ("common", "mlp"): "common", ("different", "cnn"): "different",
+        ("different", "mlp"): "different", ("one", "mlp"): "single", ("unequal", "cnn"): "unequal",
+        ("unequal", "mlp"): "unequal"}
+    assert basis.loc[("common", "mlp"), "n_common"] == 1 and basis.loc[("unequal", "cnn"), "n_arms"] == 2
+    # mlp ran sgd / none as well, which cnn never did: it was tuned with more than the common arm
+    assert basis["more"][lambda m: m].index.tolist() == [("common", "mlp")]
+
+
+def test_what_cannot_be_chosen_is_named_with_its_reason():
+    arms = arm_rows(family=["mlp", "mlp", "cnn"], optimizer=["adam", "sgd", "adam"],
+                    val_mean=[0.8, np.nan, np.nan], mean=[0.8, 0.9, 0.95])
+    best = selection.best_of(arms, ["task", "family"])
+    assert best["family"].tolist() == ["mlp"]  # cnn has no validation value: never chosen on test
+    left = selection.not_chosen(arms, best, ["task", "family"])
+    assert left.values.tolist() == [["t", "cnn", "no confirm validation value"]]
+    assert selection.ineligible(arms)[["family", "optimizer"]].values.tolist() == [["mlp", "sgd"], ["cnn", "adam"]]
+    assert selection.not_chosen(arms, best.iloc[:0], ["task", "family"])["family"].tolist() == ["cnn", "mlp"]
+
+
+def test_regularizer_effects_are_against_the_same_optimizer_without_regularizers():
+    arms = arm_rows(family=["mlp", "mlp", "mlp", "cnn"], optimizer=["adam", "adam", "sgd", "sgd"],
+                    regularizers=["none", "dropout", "none", "l2"], n=[3, 3, 3, 3],
+                    mean=[0.80, 0.85, 0.70, 0.60], gap_mean=[0.06, 0.02, 0.05, 0.01])
+    eff = selection.regularizer_effects(arms)
+    assert eff[["family", "optimizer", "regularizers"]].values.tolist() == [["cnn", "sgd", "l2"],
+                                                                             ["mlp", "adam", "dropout"]]
+    mlp = eff.iloc[1]
+    assert mlp["vs_none"] == pytest.approx(0.05) and mlp["gap_vs_none"] == pytest.approx(-0.04)
+    assert pd.isna(eff.iloc[0]["vs_none"]) and eff.iloc[0]["reason"] == "no arm without regularizers"
+    # the runs a regularizer is compared within: mlp / sgd never ran with one, so it is left out
+    runs = arms.loc[arms.index.repeat(2), [*stats.ARM]].reset_index(drop=True)
+    kept = selection.regularized(runs)
+    assert sorted(set(zip(kept["family"], kept["optimizer"], kept["regularizers"], strict=True))) == [
+        ("cnn", "sgd", "l2"), ("mlp", "adam", "dropout"), ("mlp", "adam", "none")]
+
+
+def test_tuning_progress_marks_the_arms_whose_last_trial_changed_the_best():
+    def curve(optimizer: str, best: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"task": "t", "family": "mlp", "optimizer": optimizer, "regularizers": "none",
+                             "trials": range(1, len(best) + 1), "best": best})
+
+    curves = pd.concat([curve("adam", [0.5, 0.6, 0.6]), curve("sgd", [np.nan, 0.4, 0.7]),
+                        curve("lion", [0.3]), curve("rmsprop", [np.nan, 0.2])], ignore_index=True)
+    p = tuning.tuning_progress(curves).set_index("optimizer")
+    assert p["n_run"].to_dict() == {"adam": 3, "lion": 1, "rmsprop": 2, "sgd": 3}
+    assert p["rising"][lambda r: r].index.tolist() == ["sgd"]  # lion: one trial; rmsprop: nothing before
+    assert p.loc["sgd", "reason"] == "still improving at the last tuning trial" and pd.isna(p.loc["adam", "reason"])
+    assert tuning.tuning_progress(curves.iloc[:0]).empty
+
+
+def test_a_performance_profile_says_why_it_cannot_be_drawn():
+    def best(rows) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=["task", "family", "mean"]).assign(
+            direction="maximize", ideal=1.0, baseline=0.0)
+
+    one = profiles.solver_profile(best([("a", "mlp", 0.9), ("b", "mlp", 0.8)]), ["task"], "family")
+    assert one.profile is None and one.reason == "solvers" and one.solvers == 1
+    rows = [("a", "mlp", 0.9), ("a", "cnn", 0.8), ("b", "mlp", 0.5), ("c", "cnn", 0.7)]
+    few = profiles.solver_profile(best(rows), ["task"], "family")
+    assert few.profile is None and few.reason == "problems" and few.incomplete == ["b", "c"]
+    ok = profiles.solver_profile(best([*rows, ("b", "cnn", 0.6), ("d", "mlp", 0.6), ("d", "cnn", 0.6)])
+                                 .assign(ideal=lambda d: np.where(d["task"] == "d", np.nan, 1.0)),
+                                 ["task"], "family")
+    assert ok.reason is None and ok.problems == 2 and ok.incomplete == ["c"] and ok.unscaled == ["d"]
+    # on a: mlp regret 0.1 is best, cnn 0.2 (ratio 2); on b: cnn 0.4, mlp 0.5 (ratio 1.25)
+    rho = ok.profile.set_index(["solver", "tau"])["rho"]
+    assert rho[("mlp", 1.0)] == 0.5 and rho[("cnn", 1.25)] == 0.5 and rho[("cnn", 2.0)] == 1.0
+
+
+def test_footprint_and_devices_keep_the_decisions_out_of_the_sections():
+    arms = pd.DataFrame({"task": ["up", "up", "down", "down"], "mean": [0.9, 0.8, 0.9, 0.8],
+                         "fit_s": [2.0, 1.0, 2.0, 1.0], "energy_kwh": [np.nan] * 4})
+    assert costs.cost_column(arms) == "fit_s" and costs.cost_column(arms.assign(energy_kwh=1.0)) == "energy_kwh"
+    fp = costs.footprint(arms, "fit_s", {"up": "maximize", "down": "minimize"})
+    assert fp["pareto"].tolist() == [True, True, False, True]  # down: 0.8 in 1 s beats 0.9 in 2 s
+    confirm = pd.DataFrame({
+        "task": "t", "family": "mlp [a]", "family_name": "mlp", "optimizer": ["adam"] * 3 + ["sgd"],
+        "regularizers": "none", "machine": ["cpu", "cpu", "gpu", "cpu"], "uid": ["1", "2", "3", "4"],
+        "samples_per_s": [10.0, 20.0, 100.0, 5.0], "time_to_target_s": [np.nan, 4.0, 1.0, 8.0],
+        "fit_s": [10.0] * 4, "energy_kwh": [1.0] * 4, "samples": [1000.0] * 4, "test": [0.8, 0.9, 0.85, 0.7]})
+    dev = costs.device_table(confirm)  # sgd ran on one machine only: nothing to set beside it
+    assert dev[["family", "optimizer", "machine", "n"]].values.tolist() == [["mlp", "adam", "cpu", 2],
+                                                                           ["mlp", "adam", "gpu", 1]]
+    assert dev["samples_per_s"].tolist() == [15.0, 100.0] and dev["kwh_1k"].tolist() == [1.0, 1.0]
+
+
+def test_study_table_picks_each_studys_best_complete_tuning_trial_by_its_direction():
+    studies = pd.DataFrame({"source": "s", "study": ["up", "down"], "direction": ["maximize", "minimize"],
+                            "complete": 2, "pruned": 0, "fail": 0, "running": 0,
+                            "importance_note": [None, "needs 2 params"]})
+    trials = pd.DataFrame({"source": "s", "study": ["up"] * 3 + ["down"] * 3,
+                           "phase": ["tune", "tune", "confirm"] * 2, "state": "COMPLETE",
+                           "value": [0.5, 0.7, 0.9, 0.5, 0.7, 0.1],
+                           "optuna_params": [{"lr": 0.1}, {"lr": 0.2}, {}, {"lr": 0.3}, {"lr": 0.4}, {}]})
+    imp = pd.DataFrame({"source": "s", "study": "up", "param": ["lr", "depth"], "importance": [0.3, 0.7]})
+    t = inventory.study_table(trials, studies, imp).set_index("study")
+    assert t.loc["up", "best_value"] == 0.7 and t.loc["up", "best_params"] == {"lr": 0.2}  # confirm ignored
+    assert t.loc["down", "best_value"] == 0.5 and t.loc["down", "best_params"] == {"lr": 0.3}
+    assert t.loc["up", "importances"] == [("depth", 0.7), ("lr", 0.3)] and t.loc["down", "importances"] == []
