@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from suite.record import OPTUNA_STATE, PHASE, RECORD, SCHEMA, Status
+
 TASKS = {  # name: (metric, direction, target, base quality)
     "digits": ("accuracy", "maximize", 0.95, 0.93),
     "mnist1d": ("accuracy", "maximize", 0.85, 0.80),
@@ -42,6 +44,11 @@ PROTOCOL = {"tune_trials": TUNE_TRIALS, "confirm_seeds": CONFIRM_SEEDS, "epochs"
             "sampler": "tpe", "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1}}
 
 
+def stored(record: dict[str, Any], phase: str) -> dict[str, Any]:
+    """A trial's user attrs as the tuner stores them (:mod:`suite.record`'s keys)."""
+    return {RECORD: record, PHASE: phase}
+
+
 def make_record(*, task: str, family: str, optimizer: str, regs: list[str], seed: int, phase: str,
                 quality: float, lr: float, activation: str | None, benchmark: str = "quick",
                 device: str = "cpu", hardware: dict | None = None, flag: str = "ok",
@@ -63,10 +70,11 @@ def make_record(*, task: str, family: str, optimizer: str, regs: list[str], seed
         params["dropout"] = 0.2
     gap = 0.02 if "dropout" in regs else 0.06
     rec: dict[str, Any] = {
-        "schema": 1, "task": task, "family": family, "optimizer": optimizer, "regularizers": regs,
+        "schema": SCHEMA, "task": task, "family": family, "optimizer": optimizer, "regularizers": regs,
         "params": params, "seed": seed, "phase": phase, "benchmark": benchmark,
         "arm": f"{benchmark}/{task}/{family}/{optimizer}/{'+'.join(regs)}", "epochs": EPOCHS,
-        "epochs_run": epochs_run, "steps": epochs_run * 16, "batch_size": 64, "status": "complete", "error": None,
+        "epochs_run": epochs_run, "steps": epochs_run * 16, "batch_size": 64, "status": Status.COMPLETE.value,
+        "error": None,
         "metrics": {f"train/{metric}": quality + sign * gap, f"val/{metric}": val[-1],
                     f"test/{metric}": quality - sign * 0.005},
         "curves": {"epoch": list(range(1, EPOCHS + 1)), "train/loss": [1.0 / e for e in range(1, EPOCHS + 1)],
@@ -153,7 +161,7 @@ def write_benchmark(url_or_storage: Any, *, tasks=tuple(TASKS), families=tuple(F
                         state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
                         value=None if pruned else value, params=params,
                         distributions={k: dists[k] for k in params},
-                        user_attrs={"record": rec, "phase": "tune"},
+                        user_attrs=stored(rec, "tune"),
                         intermediate_values={e: v for e, v in enumerate(rec["curves"][f"val/{metric}"])}))
                     n += 1
                 for seed in range(CONFIRM_SEEDS):
@@ -166,7 +174,7 @@ def write_benchmark(url_or_storage: Any, *, tasks=tuple(TASKS), families=tuple(F
                     study.add_trial(create_trial(
                         state=TrialState.COMPLETE, value=rec["metrics"][f"val/{metric}"], params=params,
                         distributions={k: dists[k] for k in params},
-                        user_attrs={"record": rec, "phase": "confirm"}))
+                        user_attrs=stored(rec, "confirm")))
                     n += 1
     return n
 
@@ -225,13 +233,13 @@ def write_arm(storage: Any, *, task: str, family: str, optimizer: str, regs: lis
             del rec["metrics"][f"val/{metric}"]
         else:
             rec["metrics"][f"val/{metric}"] = val
-        failed = statuses[seed] != "complete"
+        failed = statuses[seed] != Status.COMPLETE
         if failed:
             rec["status"], rec["error"] = statuses[seed], "loss is nan"
             rec["metrics"] = {}
             rec["primary"]["value"] = None
         study.add_trial(create_trial(value=None if failed else (val if val is not None else test),
-                                     state=TrialState.FAIL if failed else TrialState.COMPLETE,
+                                     state=TrialState[OPTUNA_STATE[Status(statuses[seed])]],
                                      params={"lr": 1e-3},
                                      distributions={"lr": FloatDistribution(1e-5, 1, log=True)},
-                                     user_attrs={"record": rec, "phase": phase}))
+                                     user_attrs=stored(rec, phase)))
