@@ -7,6 +7,7 @@ name raises an error that lists the known ones.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -42,6 +43,15 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
         return entry
+
+    @contextlib.contextmanager
+    def scoped(self, name: str, entry: T) -> Iterator[T]:
+        """``entry`` registered under ``name`` for the ``with`` block only (tests, ``suite check``)."""
+        self.add(name, entry)
+        try:
+            yield entry
+        finally:
+            del self._entries[name]
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of :meth:`add`: ``@REGISTRY.register("name")``."""

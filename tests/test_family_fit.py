@@ -91,12 +91,14 @@ def test_each_family_accepts_a_task_of_every_kind_and_rank_as_documented(kind, r
     assert set(not_offered(task)) & BUILT_IN == BUILT_IN - fits
 
 
-def test_a_kind_that_trains_as_another_fits_that_kinds_families(monkeypatch):
-    monkeypatch.setitem(TASK_KINDS._entries, "ordinal",
-                        TaskKind("ordinal", "mse", None, lambda t, out, y: (out, y), trains_as="regression"))
-    assert set(families_for(make_task("ordinal", 1))) & BUILT_IN == {"mlp"}
-    assert set(families_for(make_task("ordinal", 2))) & BUILT_IN == {"mlp", *SEQUENCE_OR_IMAGE}
-    assert FAMILIES.get("autoencoder").accepts(make_task("ordinal", 1)) == "takes task kinds anomaly, not ordinal"
+def test_a_kind_that_trains_as_another_fits_that_kinds_families():
+    ordinal = TaskKind("ordinal", "mse", None, lambda t, out, y: (out, y), trains_as="regression")
+    with TASK_KINDS.scoped("ordinal", ordinal):
+        assert set(families_for(make_task("ordinal", 1))) & BUILT_IN == {"mlp"}
+        assert set(families_for(make_task("ordinal", 2))) & BUILT_IN == {"mlp", *SEQUENCE_OR_IMAGE}
+        assert FAMILIES.get("autoencoder").accepts(make_task("ordinal", 1)) == \
+            "takes task kinds anomaly, not ordinal"
+    assert "ordinal" not in TASK_KINDS
 
 
 def test_a_task_narrows_a_fitting_family_with_its_reason():
