@@ -168,7 +168,11 @@ def build_script_report(root: Path) -> Path:
 def test_report_has_every_section_and_the_expected_figures(bench_report):
     page = bench_report.read_text()
     p = assert_complete(page)
-    assert p.figures == expected_figures(len(BENCH_TASKS))
+    expected = expected_figures(len(BENCH_TASKS))
+    # the figures of every section this test knows; a section added as a file is checked by the
+    # test generated over the discovered sections (it renders, in its place), not counted here
+    assert {slug: n for slug, n in p.figures.items() if slug in expected} == expected
+    assert set(expected) <= set(p.figures)
     # provenance: machine, profile.yaml, protocol, energy totals, trial counts
     for text in ("cpu: AMD EPYC 7B13", "profile.yaml in", "tune_trials", "tdp estimate x load", "PRUNED",
                  "abc1234", "CPU device-hours"):

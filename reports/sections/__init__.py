@@ -1,7 +1,7 @@
 """The report's sections: one module per section in this package, found by :func:`discover`.
 
 A section module declares ``SLUG`` (its anchor on the page), ``TITLE`` and
-``render(ctx: reports.context.Context) -> list[Block]`` (blocks: :mod:`reports.render`). The
+``render(ctx: reports.context.Context) -> list[Block]`` (blocks: :mod:`reports.blocks`). The
 statistics layer decides, the section phrases: its ``render`` words, draws and tabulates frames that
 :mod:`reports.stats` and its siblings compute.
 
