@@ -147,8 +147,7 @@ class TrialRecord(TypedDict, total=False):
     plugins: list[dict[str, Any]]
     torch_threads: int
     energy: dict[str, Any]
-    wandb: dict[str, Any]
-    tracking_errors: dict[str, str]
+    tracking_errors: list[str]  # "<step>: <error>" of a tracking step that failed (W&B, energy, ...)
 
 
 def is_result(record: Mapping[str, Any] | None) -> bool:

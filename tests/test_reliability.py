@@ -1,4 +1,4 @@
-"""Issue 17, reliability: torn journal files, one writer per run folder, hostile or mistyped profiles.
+"""Reliability: torn journal files, one writer per run folder, hostile or mistyped profiles.
 
 Everything here is real: journals written by a real ``suite worker`` process and cut at byte
 offsets, lock files held by real processes, profiles read from files by the CLI.
