@@ -264,3 +264,45 @@ def build_report_if_available(sources: list[str], out: Path, console: Console) -
     except Exception as exc:  # the results are safe in the storage; say why the report failed
         console.print(f"report failed: {type(exc).__name__}: {exc}", markup=False)
         return None
+
+
+def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
+    """Per arm: done tuning trials, the best tuning trial and the defaults trial (validation and
+    test metric), and the mean confirm test metric."""
+    import optuna
+
+    from suite.accounting import PHASE_CONFIRM, arm_trial_counts, phase_of, ranked_tune_trials
+    from suite.storage import open_storage
+
+    def shown_trial(t: Any, what: str, metric: str) -> str:
+        if t is None:
+            return f"{what}: -"
+        m = t.user_attrs.get("record", {}).get("metrics") or {}
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in t.params.items())
+        return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
+                f"{m.get(f'test/{metric}', float('nan')):.4f}" + (f" ({params})" if params else ""))
+
+    store = open_storage(storage, heartbeat=False, write=False)
+    rows = []
+    for name in studies:
+        study = optuna.load_study(study_name=name, storage=store)
+        counts = arm_trial_counts(study)
+        tune = ranked_tune_trials(study)
+        best = tune[0] if tune else None
+        defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
+        choice = study.user_attrs.get("confirm_choice")
+        values = [t.user_attrs["record"].get("primary", {}).get("value")
+                  for t in study.get_trials(deepcopy=False)
+                  if phase_of(t) == PHASE_CONFIRM and "record" in t.user_attrs
+                  and t.user_attrs.get("candidate", choice) == choice]
+        values = [v for v in values if v is not None]
+        metric = study.user_attrs.get("metric", "")
+        chosen = next((t for t in tune if t.number == choice), None)
+        shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
+        if chosen is not None:
+            shown += " of the defaults" if chosen.user_attrs.get("defaults") else f" of #{chosen.number}"
+        rows.append({"arm": name, "tune": counts["tune"], "confirm": shown,
+                     "best": shown_trial(best, "best", metric),
+                     "defaults": shown_trial(defaults, "defaults", metric)})
+    return rows

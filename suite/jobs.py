@@ -99,6 +99,20 @@ def gpu_free_gib(gpus: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def choose_jobs(jobs: str, folder: Path, storage: str | None, device: str
+                ) -> tuple[int, list[str], str | None]:
+    """How many jobs to start, on which GPUs, and why one when ``auto`` chose one: ``auto`` falls back
+    to one process where the storage is SQLite (an existing ``optuna.db`` run folder, or ``--storage
+    sqlite:...``)."""
+    gpus = visible_gpus() if device != "cpu" else []
+    sqlite = (parse_storage(storage).kind == SQLITE) if storage else (folder / RUN_DB).exists()
+    if jobs == "auto":
+        if sqlite:
+            return 1, gpus, f"one job: {storage or folder / RUN_DB} is SQLite (one process at a time)"
+        return auto_jobs(cpus=os.cpu_count() or 1, gpus=gpus, gpu_free_gib=gpu_free_gib(gpus)), gpus, None
+    return int(jobs), gpus, None
+
+
 def run_storage(out_dir: Path, storage: str | None) -> str:
     """The storage the jobs share: ``storage`` when it is a shared one, else the run folder's journal.
 

@@ -7,7 +7,9 @@ Pure functions of a :class:`~suite.profile.Profile`: no training code is importe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -213,3 +215,26 @@ def plan(profile: Profile) -> dict[str, Any]:
                        for p in rank_plans(profile)},
         "paired_tests": paired_tests(profile),
     }
+
+
+def plan_estimate(prof: Any, folder: Path, storage: str | None, jobs: int, *, calibrate_missing: bool = False,
+                  device: str = "auto", say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The wall-time estimate of ``prof`` from earlier records of this machine: the run folder (or
+    ``storage``) and every run folder under ``runs/``; with ``calibrate_missing``, the pairs without one are
+    timed here (:func:`calibrate`), after ``say`` tells which."""
+    import socket
+
+    import pandas as pd
+
+    from suite.storage import run_folder_storage
+
+    sources = [storage] if storage else []
+    sources += [str(d) for d in {folder, *Path("runs").glob("*/")} if run_folder_storage(d)]
+    times = timings(sorted(set(sources)), socket.gethostname())
+    est = estimate(prof, times, jobs)
+    if calibrate_missing and est["missing"]:
+        say(f"calibrating: {CALIBRATION_EPOCHS} epochs of {', '.join(est['missing'])}")
+        measured = calibrate(prof, est["missing"], jobs=jobs, device=device)
+        est = estimate(prof, pd.concat([times, measured], ignore_index=True), jobs)
+        est["calibrated"] = len(measured)
+    return est

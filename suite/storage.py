@@ -90,6 +90,17 @@ def run_folder_storage(folder: Path) -> str | None:
     return None
 
 
+def source_storage(source: str) -> str:
+    """A run folder's ``optuna.db`` as a URL, or the storage URL / journal path itself."""
+    if is_storage_spec(source):
+        return source
+    found = run_folder_storage(Path(source))
+    if found:
+        return found
+    raise SuiteError(f"{source!r} is neither a run folder (optuna.db or optuna.journal.log) nor a storage "
+                     "URL or journal file")
+
+
 def storage_url(out_dir: Path, storage: str | None) -> str:
     """``storage`` as given; else the run folder's journal file (``optuna.journal.log``, written by
     ``suite benchmark --jobs N``) when it has one; else ``sqlite:///<out_dir>/optuna.db``."""

@@ -4,6 +4,9 @@ a one-line SuiteError before pytest starts. The registries of this process are n
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -64,25 +67,39 @@ BROKEN = textwrap.dedent('''
 ''')
 
 
+def suite_check(*args: str) -> subprocess.CompletedProcess:
+    """``suite check ...`` as a user runs it (a real process, the real entry point)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "suite.cli", "check", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.slow
-def test_the_readme_plugins_pass(tmp_path, capfd):
+def test_the_readme_plugins_pass_suite_check(tmp_path):
     path = tmp_path / "readme_plugins.py"
     path.write_text("\n".join(readme_plugins()))  # the family and the task of the README, verbatim
-    code = check_plugin(str(path))
-    out = capfd.readouterr().out
-    assert code == 0, out[-3000:]
+    done = suite_check("--plugin", str(path))
+    out = done.stdout
+    assert done.returncode == 0, (out + done.stderr)[-3000:]
     assert out.splitlines()[0] == "checking plugin readme_plugins.py (families linear-probe; tasks xor)"
     assert " passed" in out and "failed" not in out and "error" not in out
-    assert "linear-probe" not in FAMILIES and "xor" not in TASKS  # loaded in the pytest process only
+
+
+def test_check_plugin_leaves_the_calling_process_alone(tmp_path):
+    path = tmp_path / "readme_plugins.py"
+    path.write_text("\n".join(readme_plugins()))
+    assert registered_by(path) == {"families": ["linear-probe"], "tasks": ["xor"]}
+    assert "linear-probe" not in FAMILIES and "xor" not in TASKS  # loaded in a child process only
 
 
 @pytest.mark.slow
-def test_a_broken_plugin_fails_with_a_line_naming_each_broken_entry(tmp_path, capfd):
+def test_a_broken_plugin_fails_suite_check_with_a_line_naming_each_broken_entry(tmp_path):
     path = tmp_path / "broken.py"
     path.write_text(BROKEN)
-    code = check_plugin(str(path), pytest_args=["-k", "not one_epoch"])  # extra arguments reach pytest
-    out = capfd.readouterr().out
-    assert code == 1, out[-3000:]
+    done = suite_check("--plugin", str(path), "--pytest-arg=-k", "--pytest-arg=not one_epoch")
+    out = done.stdout
+    assert done.returncode == 1, (out + done.stderr)[-3000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"suite check: {path} failed its contract tests")
     failed = sorted(line for line in out.splitlines() if line.startswith("FAILED "))
     assert failed == [
         "FAILED suite/checks/test_family_contract.py::test_every_parameter_gets_a_gradient[leaky-tiny]",
@@ -108,6 +125,20 @@ def test_a_missing_or_unreadable_plugin_is_one_error_before_pytest_runs(tmp_path
         with pytest.raises(SuiteError, match=message):
             check_plugin(str(path))
     assert "checking plugin" not in capfd.readouterr().out
+
+
+def test_suite_check_without_a_plugin_or_with_one_that_does_not_load_is_one_error_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from suite.cli import app
+
+    done = CliRunner().invoke(app, ["check"])
+    assert done.exit_code == 2 and done.stderr.strip() == "error: name the plug-in to check: suite check --plugin FILE.py"
+    failing = tmp_path / "failing.py"
+    failing.write_text("import no_such_module_here\n")
+    done = CliRunner().invoke(app, ["--plugin", str(failing), "check"])
+    assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: plugin") and "no_such_module_here" in done.stderr
 
 
 def test_a_plugin_that_fails_to_import_is_one_error(tmp_path):
