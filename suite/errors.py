@@ -21,10 +21,9 @@ def describe(exc: BaseException, depth: int = 3) -> str:
     """One line for an unexpected exception: its type and first message line, then the same for
     what caused it (``__cause__``/``__context__``, up to ``depth`` levels), so that the line names
     the cause (``StorageInternalError: ... <- DatabaseError: file is not a database``) and not only
-    a wrapper's class. Storage URLs in it have their password masked."""
-    import re
-
-    from suite.secrets import mask_url
+    a wrapper's class. Storage URLs in it, and every remembered storage password in any form, are
+    masked (:func:`suite.secrets.redact`)."""
+    from suite.secrets import redact
 
     parts, seen = [], set()
     current: BaseException | None = exc
@@ -33,11 +32,12 @@ def describe(exc: BaseException, depth: int = 3) -> str:
         first = (str(current).strip().splitlines() or [""])[0][:300]
         parts.append(f"{type(current).__name__}: {first}" if first else type(current).__name__)
         current = current.__cause__ or current.__context__
-    line = " <- ".join(parts)
-    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", lambda m: mask_url(m.group(0)), line)
+    return redact(" <- ".join(parts))
 
 
 def warn(message: str) -> None:
     """Print ``warning: <message>`` as one line on stderr: something was done on the user's behalf
     (a repair, a merge, a take-over) that they should know about."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    from suite.secrets import redact
+
+    print(f"warning: {redact(message)}", file=sys.stderr, flush=True)

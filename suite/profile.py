@@ -190,6 +190,9 @@ def load_profile(name_or_path: str) -> Profile:
         name_or_path = auto_profile()
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise SuiteError(f"profile {str(path)!r} is a folder; give a profile .yaml file or a built-in "
+                             f"profile ({', '.join(builtin_profiles())})")
         if not path.is_file():
             raise SuiteError(f"profile file {str(path)!r} does not exist")
         origin = str(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
-from suite.secrets import mask_url, redact
+from suite.secrets import check_password_encoding, mask_url, redact, remember
 
 RUN_DB = "optuna.db"
 RUN_JOURNAL = "optuna.journal.log"  # written by suite benchmark --jobs N
@@ -72,6 +72,10 @@ def parse_storage(spec: str | Storage) -> Storage:
         return spec
     text = str(spec)
     if "://" in text:
+        why = check_password_encoding(text)
+        if why:
+            raise SuiteError(why)
+        remember(text)  # from now on no line of this process shows its password, in any form
         return Storage(SQLITE if text.startswith("sqlite") else RDB, text, mask_url(text))
     if text.endswith(JOURNAL_SUFFIXES):
         return Storage(JOURNAL, text, text)
@@ -142,7 +146,13 @@ def open_storage(spec: str | Storage, *, heartbeat: bool = True, write: bool = T
 
             raise SuiteError(f"cannot open storage {s.label!r}: {redact(describe(exc), s.target)}") from None
     if s.kind == SQLITE:
-        return optuna.storages.RDBStorage(s.target, engine_kwargs={"connect_args": {"timeout": 60}})
+        try:
+            return optuna.storages.RDBStorage(s.target, engine_kwargs={"connect_args": {"timeout": 60}})
+        except Exception as exc:  # a corrupt or unreadable file: name it
+            from suite.errors import describe
+
+            raise SuiteError(f"SQLite storage {str(s.path or s.label)!r} cannot be opened: {describe(exc)}"
+                             ) from None
     if heartbeat:
         from suite.workers import heartbeat_kwargs
 

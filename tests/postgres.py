@@ -68,6 +68,9 @@ def postgres_url() -> Iterator[str]:
     made = _as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
     if made.returncode != 0:
         pytest.skip(f"initdb failed: {made.stderr.strip()[-300:]}")
+    # one role that must give its password (the others are trusted): the masking tests log in wrongly
+    hba = data / "pg_hba.conf"
+    hba.write_text(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
     port = _free_port()
     started = _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
                            "-o", f"-k {root} -h 127.0.0.1 -p {port} -c max_connections=200", "start")
@@ -79,6 +82,9 @@ def postgres_url() -> Iterator[str]:
     finally:
         _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+PASSWORD_ROLE = "masked"  # logs in with a password on the test server (pg_hba.conf: scram-sha-256)
 
 
 def fresh_database(url: str, name: str) -> str:

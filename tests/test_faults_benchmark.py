@@ -280,3 +280,62 @@ def test_an_unreachable_storage_is_one_masked_line():
     assert done.exit_code == 2
     assert "error: storage 'postgresql+psycopg2://bob:***@127.0.0.1:1/db' cannot be opened" in done.stderr
     assert secret not in done.output + done.stderr
+
+
+PASSWORD = "p@ss:w/rd%40x"  # '@', ':' and '/' unencoded, and a literal '%40'
+PIECES = (PASSWORD, "p@ss", "ss:w", "w/rd", "rd%40x", "rd@x", "p%40ss", "%3Aw", "%2Frd", "%2540x", "rd%2540x")
+
+
+def leaked(text: str) -> list[str]:
+    """The parts of :data:`PASSWORD` (whole, decoded, encoded, and across each separator) in ``text``."""
+    return [p for p in PIECES if p in text]
+
+
+@pytest.mark.slow
+def test_a_password_with_url_characters_never_shows_in_any_line_or_file(postgres_url, tmp_path):  # noqa: F811
+    """A closed port and a wrong password on the real server, the password written unencoded (refused
+    before any driver sees it) and URL-encoded (the driver's own messages are masked as a whole)."""
+    from urllib.parse import quote
+
+    import sqlalchemy
+
+    from tests.postgres import PASSWORD_ROLE
+
+    base = fresh_database(postgres_url, "masking_wrong")
+    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}"))
+        conn.execute(sqlalchemy.text(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'the-right-one'"))
+    engine.dispose()
+    host_db = base.split("@", 1)[1]  # 127.0.0.1:PORT/masking_wrong
+    encoded = quote(PASSWORD, safe="")
+    urls = {
+        "unencoded, closed port": f"postgresql+psycopg2://{PASSWORD_ROLE}:{PASSWORD}@127.0.0.1:1/db",
+        "encoded, closed port": f"postgresql+psycopg2://{PASSWORD_ROLE}:{encoded}@127.0.0.1:1/db",
+        "encoded, wrong password": f"postgresql+psycopg2://{PASSWORD_ROLE}:{encoded}@{host_db}",
+        "unencoded, wrong password": f"postgresql+psycopg2://{PASSWORD_ROLE}:{PASSWORD}@{host_db}",
+    }
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({**ONE_ARM, "tune_trials": 1, "tracking": {}}))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "CODECARBON_"))},
+           "HOME": str(tmp_path), "WANDB_MODE": "offline", "COLUMNS": "300"}
+    for case, url in urls.items():
+        out = tmp_path / case.replace(" ", "_").replace(",", "")
+        commands = [["benchmark", "--profile", str(profile), "--storage", url, "--out", str(out), "--jobs", "1"],
+                    ["report", url, "--out", str(out / "report")]]
+        if case == "encoded, wrong password":  # every command that opens a storage, on the real server
+            commands += [["worker", "--profile", str(profile), "--storage", url, "--out", str(out)],
+                         ["export", url, "--out", str(out / "t.parquet")], ["dashboard", url, "--port", "1"]]
+        for args in commands:
+            done = subprocess.run([sys.executable, "-m", "suite.cli", *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (case, args[0],
+                                                                                                 done.stderr)
+            assert not leaked(done.stdout + done.stderr), (case, args[0], done.stderr)
+            if case.startswith("unencoded"):  # refused before a driver saw it
+                assert "unencoded: write it URL-encoded (/ as %2F, : as %3A, @ as %40" in lines[0], lines[0]
+            elif case.endswith("wrong password"):
+                assert "password authentication failed" in lines[0], lines[0]
+        for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+            assert not leaked(path.read_text(errors="replace")), path

@@ -222,3 +222,16 @@ def test_one_function_masks_every_storage_password_even_in_urls_sqlalchemy_canno
     }
     for url, masked in cases.items():
         assert mask_url(url) == masked, url
+
+
+def test_every_form_of_a_remembered_password_is_redacted_from_any_text():
+    from suite.secrets import check_password_encoding, redact, remember, secret_forms
+
+    url = "postgresql://bob:p%40ss%3Aw%2Frd@h:5432/db"
+    assert {"p%40ss%3Aw%2Frd", "p@ss:w/rd", "ss:w/rd", "w/rd", "p@ss:w"} <= set(secret_forms(url))
+    remember(url)
+    for text in ('could not translate host name "ss:w/rd@h"', "user p@ss:w/rd", "x=p%40ss%3Aw%2Frd"):
+        assert not any(piece in redact(text) for piece in ("p@ss", "ss:w", "w/rd", "p%40ss")), redact(text)
+    assert check_password_encoding("postgresql://bob:p@ss@h/db").startswith(
+        "the password in storage URL 'postgresql://bob:***@h/db' holds '@' unencoded")
+    assert check_password_encoding(url) is None

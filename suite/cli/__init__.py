@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from suite.cli import benchmark, catalogue, check, perf, results, run, tune
-from suite.cli.console import err, fail
+from suite.cli.console import err, fail, say
 from suite.errors import SuiteError
 
 app = typer.Typer(
@@ -90,17 +90,16 @@ def main() -> None:
     except _click.exceptions.UsageError as exc:
         message = exc.format_message().strip().replace("\n", " ")
         where = exc.ctx.command_path if exc.ctx is not None else "suite"
-        err.print(f"error: {message[:1].lower()}{message[1:]} (see '{where} --help')", markup=False,
-                  highlight=False, soft_wrap=True)
+        say(f"error: {message[:1].lower()}{message[1:]} (see '{where} --help')", to=err)
         sys.exit(2)
     except _click.exceptions.ClickException as exc:
-        err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {exc.format_message()}", to=err)
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("error: interrupted", markup=False)
         sys.exit(130)
     except SuiteError as exc:  # a user error that escaped a command: still one line
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {exc}", to=err)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
@@ -110,7 +109,6 @@ def main() -> None:
             raise
         from suite.errors import describe
 
-        err.print(f"error: {describe(exc)} (SUITE_DEBUG=1 shows the traceback)", markup=False,
-                  highlight=False, soft_wrap=True)
+        say(f"error: {describe(exc)} (SUITE_DEBUG=1 shows the traceback)", to=err)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

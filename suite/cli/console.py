@@ -15,14 +15,24 @@ import typer
 from rich.console import Console
 
 from suite.errors import Interrupted, SuiteError
+from suite.secrets import redact
 
-out = Console()
-err = Console(stderr=True)
+
+class MaskingConsole(Console):
+    """A rich console that passes every string it prints through :func:`suite.secrets.redact`: no
+    line of the command line shows a storage password, whoever wrote the line."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003
+        super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+out = MaskingConsole()
+err = MaskingConsole(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def say(text: str, *, to: Console | None = None) -> None:
-    """One plain line (no rich markup or highlighting; long lines wrap softly)."""
+    """One plain line (no rich markup or highlighting; long lines wrap softly); passwords masked."""
     (to or out).print(text, markup=False, highlight=False, soft_wrap=True)
 
 
