@@ -29,7 +29,8 @@ class Tracking:
 
     Args:
         out_dir: run folder; W&B files go to ``out_dir/wandb``, energy rows to
-            ``out_dir/emissions.csv``.
+            ``out_dir/emissions.csv``; ``None``: no files (``suite run`` without ``--out``: the
+            energy is in the record only, and there is no W&B run).
         wandb: log a W&B run.
         wandb_mode: ``offline``, ``online`` or ``disabled``; ``None`` = ``$WANDB_MODE``, else
             ``online`` when an API key is configured, else ``offline``.
@@ -38,7 +39,7 @@ class Tracking:
         country: ISO alpha-3 country code of the electricity grid (default ``USA``).
     """
 
-    out_dir: Path
+    out_dir: Path | None
     wandb: bool = True
     wandb_mode: str | None = None
     project: str = WANDB_PROJECT
@@ -140,7 +141,7 @@ class TrialTracking:
 
     def __enter__(self) -> TrialTracking:
         t, record = self.tracking, self.record
-        if t is not None and t.wandb:
+        if t is not None and t.wandb and t.out_dir is not None:
             tags = [record["task"], record["family"], record["optimizer"], *record["regularizers"]]
             self.logger = guarded(record, "wandb",
                                   lambda: started(wandb_logger(t, wandb_config(record), tags)))
@@ -155,9 +156,9 @@ class TrialTracking:
         t, record = self.tracking, self.record
         if self.meter is not None:
             record["energy"] = guarded(record, "energy", self.meter.stop)
-        if t is not None and t.energy and record.get("energy") and not t.apportion:
+        if t is not None and t.energy and record.get("energy") and not t.apportion and t.out_dir is not None:
             guarded(record, "emissions.csv", lambda: append_emissions(t.out_dir, emissions_row(record)))
-        if t is not None and t.wandb:  # also when it did not start: close what wandb.init left open
+        if t is not None and t.wandb and t.out_dir is not None:  # also when it did not start: close it
             guarded(record, "wandb", lambda: finish_wandb(self.logger, wandb_summary(record),
                                                           failed=record["status"] == Status.FAILED))
 
@@ -181,10 +182,13 @@ def guarded(record: dict[str, Any], what: str, fn: Any) -> Any:
 
 
 def wandb_config(record: dict[str, Any]) -> dict[str, Any]:
-    """The W&B run config: the trial's full configuration (no results)."""
+    """The W&B run config: the trial's full configuration (no results), with the protocol fields that
+    tell a W&B user which runs the report compares: ``phase``, ``study``, ``defaults`` (trial 0 of a
+    tuning study), ``candidate`` (the tuning trial a confirm run re-runs)."""
     keys = ("task", "family", "optimizer", "regularizers", "params", "seed", "epochs", "batch_size",
-            "device", "phase", "arm", "benchmark", "trial_number", "task_info", "versions",
-            "hardware", "git_commit")
+            "device", "phase", "arm", "benchmark", "study", "trial_number", "study_index", "studies",
+            "space", "defaults", "candidate", "candidate_defaults", "retry_of", "worker", "torch_threads",
+            "task_info", "versions", "hardware", "git_commit")
     return {k: record[k] for k in keys if k in record}
 
 

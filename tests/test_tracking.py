@@ -30,7 +30,8 @@ def test_offline_run_is_read_back_from_its_wandb_file(isolated):
     out = isolated / "run"
     record = train(cfg(), tracking=Tracking(out_dir=out, group="digits/mlp/adam/none",
                                             job_type="tune", energy=False),
-                   meta={"phase": "tune", "arm": "digits/mlp/adam/none"})
+                   meta={"phase": "tune", "arm": "digits/mlp/adam/none", "study": "digits/mlp/adam/none",
+                         "defaults": True})
     assert record["status"] == "complete"
     (path,) = runs_under(out / "wandb")
     run = read_run(path)
@@ -38,6 +39,7 @@ def test_offline_run_is_read_back_from_its_wandb_file(isolated):
     assert set(run["run"]["tags"]) == {"digits", "mlp", "adam", "none"}
     assert run["config"]["task"] == "digits" and run["config"]["params"]["width"] == 16
     assert run["config"]["phase"] == "tune" and run["config"]["seed"] == 0
+    assert run["config"]["defaults"] is True and run["config"]["study"] == "digits/mlp/adam/none"
     logged = [row for row in run["history"] if "val/accuracy" in row]
     assert [row["val/accuracy"] for row in logged] == pytest.approx(record["curves"]["val/accuracy"])
     assert any("grad/ratio" in row for row in run["history"])
@@ -138,3 +140,35 @@ def test_measurement_method_names_each_component():
         _hardware = [CPU(), RAM(), GPU()]
 
     assert measurement_method(Tracker()) == "cpu: tdp estimate x load (8 W); ram: estimate; gpu: nvml"
+
+
+def test_suite_run_tracks_like_a_benchmark_trial(isolated):
+    """``suite run --out DIR``: a W&B offline run, the energy in the record and one emissions.csv
+    row; without --out the energy is in the record and nothing is written; --no-wandb --no-energy
+    turn both off."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from suite.cli import app
+
+    out = isolated / "one"
+    args = ["run", "--task", "digits", "--family", "mlp", "--epochs", "1", "--device", "cpu",
+            "--param", "width=16", "--param", "depth=1", "--json"]
+    done = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    record = json.loads(done.stdout)
+    assert record["energy"]["kwh"] > 0 and record["energy"]["method"], record["energy"]
+    (run,) = runs_under(out / "wandb")
+    assert run.suffix == ".wandb" and read_run(run)["summary"]["status"] == "complete"
+    (saved,) = out.glob("digits_mlp_*.json")
+    assert json.loads(saved.read_text())["energy"]["kwh"] == record["energy"]["kwh"]
+    with (out / "emissions.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 1
+    before = sorted(isolated.rglob("*"))
+    done = CliRunner().invoke(app, args)  # no --out: energy in the record, no file anywhere
+    assert done.exit_code == 0 and json.loads(done.stdout)["energy"]["kwh"] > 0
+    assert sorted(isolated.rglob("*")) == before
+    done = CliRunner().invoke(app, [*args, "--out", str(isolated / "bare"), "--no-wandb", "--no-energy"])
+    assert done.exit_code == 0 and "energy" not in json.loads(done.stdout)
+    assert not (isolated / "bare" / "wandb").exists() and not (isolated / "bare" / "emissions.csv").exists()

@@ -27,14 +27,20 @@ def run(
     devices: Annotated[int, typer.Option(help="processes (GPUs or CPU processes) training this trial "
                                               "with DDP; same global batch size")] = 1,
     strategy: Annotated[str, typer.Option(help="auto or ddp (gloo on CPU, NCCL on CUDA)")] = "auto",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="folder to write the record to")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="folder for the record, its W&B offline run (wandb/) and emissions.csv")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the record as one JSON object")] = False,
     target: Annotated[str | None, typer.Option(help="with --task data:FILE.csv|.parquet: the target "
                                                     "column")] = None,
     kind: Annotated[str | None, typer.Option(help="with --task data:FILE: classification or regression "
                                                   "(default: from the target's values)")] = None,
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="do not log a W&B run (with --out)")] = False,
+    no_energy: Annotated[bool, typer.Option("--no-energy", help="do not measure energy")] = False,
 ) -> None:
-    """Train one trial and print its record."""
+    """Train one trial and print its record.
+
+    Tracked like a benchmark trial: energy measured (CodeCarbon, NVML on GPUs) into the record, and
+    with --out a W&B run (offline unless WANDB_MODE says otherwise) and an emissions.csv row."""
     from suite.config import TrialConfig, resolve_config
     from suite.params import parse_assignments
     from suite.profile import check_seed
@@ -50,9 +56,12 @@ def run(
         devices=devices, strategy=strategy,
     )
     resolve_config(config)  # a bad value is one line before Lightning is imported
+    from suite.tracking import Tracking
     from suite.train import train
 
-    record = train(config)
+    tracking = Tracking(out_dir=out_dir, wandb=out_dir is not None and not no_wandb, energy=not no_energy,
+                        group="run", job_type="run", name=f"{config.task}/{family}/s{seed}")
+    record = train(config, tracking=tracking)
     if record.get("rank"):  # a DDP rank > 0 (Lightning re-ran this command): rank 0 reports
         raise typer.Exit(1 if record["status"] == "failed" else 0)
     if out_dir is not None:  # a write that fails is the record's tracking error, never a lost record
