@@ -149,6 +149,21 @@ def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int
     return study
 
 
+def epoch_reporter(trial: optuna.Trial, monitor: str) -> Any:
+    """A Lightning callback that reports ``monitor`` to ``trial`` after every validation epoch (its
+    intermediate values), without ever pruning: confirm runs, and tuning trials of arms without a
+    pruner, show their learning curves in optuna-dashboard as pruned trials do."""
+    import lightning.pytorch as pl
+
+    class ReportEpochs(pl.Callback):
+        def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            value = trainer.callback_metrics.get(monitor)
+            if not trainer.sanity_checking and value is not None:
+                trial.report(float(value), step=trainer.current_epoch)
+
+    return ReportEpochs()
+
+
 @dataclass
 class ArmRunner:
     """Runs one arm's protocol on a study: tune to budget, then confirm seeds."""
@@ -183,14 +198,15 @@ class ArmRunner:
         params = search_space(trial, self.arm, self.profile.space)
         if self.on_start is not None:
             self.on_start(self.name, phase, seed)
-        callbacks = []
+        from tasks import TASKS
+
+        monitor = f"val/{TASKS.get(self.arm.task).metric}"
         if phase == PHASE_TUNE and self.profile.pruner != "none":
             from optuna_integration import PyTorchLightningPruningCallback
 
-            from tasks import TASKS
-
-            monitor = f"val/{TASKS.get(self.arm.task).metric}"
-            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=monitor))
+            callbacks = [PyTorchLightningPruningCallback(trial, monitor=monitor)]  # reports and prunes
+        else:  # the learning curve reaches the study (optuna-dashboard draws it); nothing is pruned
+            callbacks = [epoch_reporter(trial, monitor)]
         tracking = None
         if self.tracking is not None:
             tracking = Tracking(**{**self.tracking.__dict__, "group": self.name, "job_type": phase,

@@ -109,7 +109,10 @@ def test_benchmark_runs_the_protocol_and_stores_every_record(tmp_path):
             assert record["params"]["width"] == 16  # fixed by the profile, never tuned
             assert "width" not in t.params and "lr" in t.params
             assert t.value == pytest.approx(record["metrics"]["val/accuracy"])
-            assert list(t.intermediate_values) == []  # pruner none: nothing reported
+            # pruner none: every epoch's validation value is reported all the same (learning curves in
+            # optuna-dashboard), and nothing is pruned
+            assert [t.intermediate_values[e] for e in sorted(t.intermediate_values)] == \
+                pytest.approx(record["curves"]["val/accuracy"])
 
 
 def test_pruning_happens_where_it_should(tmp_path):
@@ -145,8 +148,14 @@ def test_dashboard_wsgi_app_lists_the_studies(tmp_path):
     status: list[str] = []
     body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
     assert status[0].startswith("200")
-    names = {s["study_name"] for s in json.loads(body)["study_summaries"]}
+    summaries = json.loads(body)["study_summaries"]
+    names = {s["study_name"] for s in summaries}
     assert names == {"tiny/digits/mlp/adam/none", "tiny/digits/mlp/sgd/none"}
+    for summary in summaries:  # every trial's learning curve reaches the dashboard, pruner or not
+        environ["PATH_INFO"] = f"/api/studies/{summary['study_id']}"
+        study = json.loads(b"".join(app(environ, lambda s, h, *a: None)))
+        epochs = profile.arms[0].epochs
+        assert study["trials"] and all(len(t["intermediate_values"]) == epochs for t in study["trials"]), study["trials"]
 
 
 def test_mask_url_hides_passwords():
