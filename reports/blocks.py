@@ -60,8 +60,15 @@ def code(s: str) -> Block:
     return {"kind": "code", "text": s}
 
 
-def figure(uri: str, alt: str, caption: str = "") -> Block:
-    return {"kind": "figure", "uri": uri, "alt": alt, "caption": caption}
+def figure(svg: str, alt: str, caption: str = "") -> Block:
+    """A figure: ``svg`` (:func:`reports.figures.to_uri`'s markup) with ``alt`` as its accessible
+    name (``role="img"``, ``<title>``) and ``caption`` as its ``<desc>`` and visible caption."""
+    from markupsafe import escape
+
+    head, rest = svg.split(">", 1)
+    labelled = (f'{head} role="img" class="figure"><title>{escape(alt)}</title>'
+                + (f"<desc>{escape(caption)}</desc>" if caption else "") + rest)
+    return {"kind": "figure", "svg": labelled, "alt": alt, "caption": caption}
 
 
 def table(df: pd.DataFrame, caption: str = "", *, max_rows: int = MAX_ROWS) -> Block:

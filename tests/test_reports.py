@@ -53,9 +53,11 @@ class Sections(HTMLParser):
             self.current = a.get("id")
             self.ids.append(self.current)
             self.figures[self.current] = 0
-        elif tag == "img" and "figure" in (a.get("class") or "") and self.current:
-            assert a["src"].startswith("data:image/svg+xml;base64,")
+        elif tag == "svg" and "figure" in (a.get("class") or "") and self.current:
+            assert a.get("role") == "img"  # an accessible image, named by its <title>
             self.figures[self.current] += 1
+        elif tag == "img":
+            raise AssertionError(f"figures are inline SVG, not images: {str(a)[:200]}")
         elif tag == "h2":
             self._in_h2 = True
             self.headings.append("")
@@ -184,7 +186,7 @@ def test_report_has_every_section_and_the_expected_figures(bench_report):
                          ("epochs run (sum over trials)", "768"), ("epochs run by pruned trials", "48")):
         assert f"<tr><td>{label}</td><td>{value}</td></tr>" in prov, label
     # the protocol's new keys show, the nested pruner dict as text; the space per benchmark
-    for text in ("<th>space</th>", "<th>sampler</th>", "<td>tpe</td>",
+    for text in ("<th scope=\"col\">space</th>", "<th scope=\"col\">sampler</th>", "<td>tpe</td>",
                  "<td>name=median, n_startup_trials=2, n_warmup_steps=1</td>",
                  "<tr><td>quick</td><td>core (168 trials)</td><td>core</td></tr>"):
         assert text in prov, text
@@ -218,7 +220,8 @@ def test_every_section_renders_on_the_bench_data_in_its_place(section: Section, 
     assert blocks and all(b["kind"] in BLOCK_KINDS for b in blocks), blocks
     for b in blocks:
         if b["kind"] == "figure":
-            assert b["uri"].startswith("data:image/svg+xml;base64,") and b["alt"]
+            assert b["svg"].startswith("<svg") and f"<title>{html.escape(b['alt'])}</title>" in b["svg"]
+            assert "<text" in b["svg"]  # chart text is text, not glyph paths
         if b["kind"] == "table":
             assert all(len(row) == len(b["columns"]) for row in b["rows"])
     page_html = bench_report.read_text()
@@ -594,6 +597,20 @@ def open_page(chromium: str, report: Path, tmp_path: Path, screenshot: str):
                 .map(s => [s.id, s.querySelectorAll('img.figure, svg').length]))""")
             seen["broken"] = page.evaluate("""() => [...document.images]
                 .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)""")
+            # chart text is real text: select every <text> of the page's figures and read the selection
+            seen["chart_text"] = page.evaluate("""() => {
+                const figures = [...document.querySelectorAll('svg.figure')];
+                const sel = window.getSelection();
+                const selected = figures.map(f => {
+                    const range = document.createRange();
+                    range.selectNodeContents(f);
+                    sel.removeAllRanges();
+                    sel.addRange(range);
+                    return sel.toString();
+                });
+                return {n: document.querySelectorAll('svg.figure text').length, selected: selected.join(' '),
+                        named: figures.every(f => f.querySelector('title'))};
+            }""")
             seen["text"] = page.locator("body").inner_text()
             seen["findings"] = page.locator("section#findings").inner_text()
             shot = tmp_path / f"{screenshot}.png"
@@ -616,12 +633,29 @@ def test_report_in_headless_chromium(chromium, bench_report, script_report, tmp_
     assert seen["figures"] == expected_figures(len(BENCH_TASKS))
     assert seen["figures"]["tuning"] == len(BENCH_TASKS)  # the tuning curves drew
     assert seen["broken"] == []
+    assert seen["chart_text"]["n"] > 100 and seen["chart_text"]["named"], seen["chart_text"]["n"]
+    assert "epoch" in seen["chart_text"]["selected"]  # an axis label, selected as text
     assert seen["screenshot"].stat().st_size > 50_000
+    assert bench_report.stat().st_size < 1_000_000  # 24 arms: inline SVG text, no base64, no glyph paths
+
 
     seen = open_page(chromium, script_report, tmp_path, "script")
     assert seen["dialogs"] == [] and seen["errors"] == []
     assert SCRIPT in seen["text"]  # shown as text, not run
     assert seen["broken"] == []
+
+
+@pytest.mark.slow
+def test_report_has_no_html_validate_error(bench_report):
+    """html-validate (npm, recommended rules: HTML, WCAG) finds no error in the page."""
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx (Node.js) is not installed")
+    done = subprocess.run([npx, "--yes", "html-validate@8", str(bench_report)], capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0 and "error" not in done.stdout:  # npm could not fetch the validator
+        pytest.skip(f"html-validate could not run: {(done.stderr or done.stdout)[-300:]}")
+    assert done.returncode == 0, done.stdout[-3000:]
 
 
 def test_findings_come_first_with_a_difference_and_an_indistinguishable_pair(tmp_path):
@@ -680,4 +714,4 @@ def test_findings_compare_optimizers_and_regularizers_within_a_family(bench_repo
     assert "Optimizers, within each family:" in section and "Regularizer sets, within each family" in section
     # tuning curves: one figure per task, the optimism table
     tuning = section_of(bench_report.read_text(), "tuning")
-    assert "<th>optimism</th>" in tuning and "<th>tuning trials</th>" in tuning
+    assert "<th scope=\"col\">optimism</th>" in tuning and "<th scope=\"col\">tuning trials</th>" in tuning
