@@ -1,14 +1,23 @@
 """``suite export``: the tidy trial frame the report is built from, as one parquet or CSV file.
 
-One row per trial (every phase and state) with the columns of :data:`reports.load.TRIAL_COLUMNS`,
-plus one ``param.<name>`` column per resolved hyperparameter, so that results can be analysed in
-pandas (or anything that reads parquet) without the suite. Nested values (``params``, the Optuna
-params, library versions) are kept as JSON text as well, so nothing the frame holds is lost.
+One row per trial (every phase and state) with the columns of :data:`reports.rows.TRIAL_COLUMNS`,
+every metric of the record as ``metric.<split>/<name>`` (``metric.test/accuracy``,
+``metric.val/f1``, ...), and one ``param.<name>`` column per resolved hyperparameter. Nested values
+(``params``, the Optuna params, library versions, tracking errors) are kept as JSON text as well, so
+nothing the frame holds is lost. With ``curves`` the per-epoch curves go to a second file
+(``<name>.curves.<suffix>``: ``uid, epoch, series, value``).
+
+The schema is fixed, whatever the data: whole numbers are nullable ``Int64``, flags nullable
+booleans, text ``string`` (also a column that is empty in this export), metrics and measurements
+``float64``, ``started_at`` a UTC timestamp; so exports of several machines concatenate (DuckDB
+``read_parquet([...])``, ``polars.concat``). ``chosen`` marks the rows the report compares: a
+confirm run of the candidate its arm stands for.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +28,11 @@ from reports.load import load
 from suite.errors import SuiteError
 
 FORMATS = (".parquet", ".csv")
-NESTED = ("params", "optuna_params", "versions")
+NESTED = ("params", "optuna_params", "tracking_errors")
+INTEGERS = ("number", "study_index", "studies", "seed", "candidate", "torch_threads", "epochs", "epochs_run",
+            "steps", "n_params", "batch_size", "epochs_to_target", "gpu_count", "cpu_cores")
+BOOLEANS = ("chosen", "result", "defaults")
+TIMESTAMPS = ("started_at",)
 
 
 def _json(value: Any) -> str | None:
@@ -28,34 +41,60 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def export_frame(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trial frame made flat and typed for a file (pure).
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
-    Nested columns (:data:`NESTED`) become JSON text; each resolved hyperparameter also gets its own
-    ``param.<name>`` column (a value that is not a number, string or bool is written as JSON text);
-    object columns that mix types are written as text. Row order and count are kept.
-    """
-    out = trials.copy()
-    params = [p if isinstance(p, dict) else {} for p in out["params"]]
-    names = sorted({k for p in params for k in p})
-    for name in names:
-        values = [p.get(name) for p in params]
-        if not all(v is None or isinstance(v, bool | int | float | str) for v in values):
-            values = [_json(v) for v in values]
-        out[f"param.{name}"] = values
+
+def _param_column(values: list[Any]) -> pd.Series:
+    """One ``param.<name>`` column: flags as booleans, numbers as float64 (an int on one machine and a
+    float on another must concatenate), anything else as text (JSON for nested values)."""
+    present = [v for v in values if not _missing(v)]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean")
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pd.Series([None if _missing(v) else float(v) for v in values], dtype="float64")
+    return pd.Series([None if _missing(v) else v if isinstance(v, str) else _json(v) for v in values],
+                     dtype="string")
+
+
+def export_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trial frame made flat and typed for a file (pure): the fixed schema of the module
+    docstring. Row order and count are kept."""
+    out = trials.drop(columns=["metrics"]).reset_index(drop=True)
+    metrics = [m if isinstance(m, dict) else {} for m in trials["metrics"]]
+    for name in sorted({k for m in metrics for k in m}):
+        out[f"metric.{name}"] = pd.Series([m.get(name) for m in metrics], dtype="float64")
+    params = [p if isinstance(p, dict) else {} for p in trials["params"]]
+    for name in sorted({k for p in params for k in p}):
+        out[f"param.{name}"] = _param_column([p.get(name) for p in params])
     for col in NESTED:
         out[col] = out[col].map(_json)
     for col in out.columns:
-        if out[col].dtype == object:
-            kinds = {type(v) for v in out[col] if v is not None and not (isinstance(v, float) and v != v)}
-            if len(kinds) > 1:
-                out[col] = out[col].map(lambda v: None if v is None or (isinstance(v, float) and v != v)
-                                        else str(v))
+        if col.startswith(("metric.", "param.")):
+            continue
+        if col in INTEGERS:
+            out[col] = pd.Series([None if _missing(v) else int(v) for v in out[col]], dtype="Int64")
+        elif col in BOOLEANS:
+            out[col] = pd.Series([None if _missing(v) else bool(v) for v in out[col]], dtype="boolean")
+        elif col in TIMESTAMPS:
+            out[col] = pd.to_datetime(out[col], utc=True)
+        elif pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].astype("float64")
+        else:
+            out[col] = pd.Series([None if _missing(v) else str(v) for v in out[col]], dtype="string")
     return out
 
 
-def export(sources: Sequence[str], path: Path) -> int:
-    """Write every trial of ``sources`` to ``path`` (``.parquet`` or ``.csv``); return the row count.
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def export(sources: Sequence[str], path: Path, *, curves: bool = False) -> int:
+    """Write every trial of ``sources`` to ``path`` (``.parquet`` or ``.csv``), and with ``curves`` the
+    per-epoch curves to ``<stem>.curves<suffix>`` beside it; return the trial row count.
 
     Raises:
         SuiteError: an unknown file suffix, a source that cannot be read, or a file that cannot be
@@ -63,13 +102,20 @@ def export(sources: Sequence[str], path: Path) -> int:
     """
     if path.suffix not in FORMATS:
         raise SuiteError(f"export file {str(path)!r} must end in {' or '.join(FORMATS)}")
-    frame = export_frame(load(list(sources)).trials)
+    data = load(list(sources))
+    frame = export_frame(data.trials)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False)
+        _write(frame, path)
+        if curves:
+            table = data.curves.astype({"uid": "string", "epoch": "Int64", "series": "string",
+                                        "value": "float64"})
+            _write(table, curves_path(path))
     except (OSError, ValueError, ImportError) as exc:
         raise SuiteError(f"cannot write {str(path)!r}: {type(exc).__name__}: {exc}") from None
     return len(frame)
+
+
+def curves_path(path: Path) -> Path:
+    """Where ``export(..., curves=True)`` writes the curves of ``path``: ``trials.curves.parquet``."""
+    return path.with_name(f"{path.stem}.curves{path.suffix}")

@@ -28,6 +28,7 @@ TRIAL_COLUMNS = (
     "energy_kwh", "emissions_kg", "energy_method", "energy_country", "energy_error",
     "device", "device_type", "gpu_model", "gpu_count", "gpu_driver", "cuda", "cpu_model", "cpu_cores",
     "ram_gb", "hostname", "machine", "versions", "git_commit", "peak_memory_mb", "started_at",
+    "candidate", "defaults", "worker", "torch_threads", "tracking_errors", "metrics",
 )
 CURVE_COLUMNS = ("uid", "epoch", "series", "value")
 
@@ -239,6 +240,12 @@ def trial_row(
         "git_commit": rec.get("git_commit"),
         "peak_memory_mb": _num(rec.get("peak_memory_mb")),
         "started_at": pd.to_datetime(rec.get("started_at"), errors="coerce", utc=True),
+        "candidate": rec.get("candidate"),
+        "defaults": rec.get("defaults"),
+        "worker": rec.get("worker"),
+        "torch_threads": rec.get("torch_threads"),
+        "tracking_errors": rec.get("tracking_errors"),
+        "metrics": metrics,
     }
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from suite.cli.console import command, err, out
+from suite.cli.console import command, err, out, say
 
 
 @command
@@ -46,9 +46,13 @@ def export(
     sources: Annotated[list[str], typer.Argument(help="run folders, storage URLs or journal files")],
     out_file: Annotated[Path, typer.Option("--out", help="file to write: .parquet or .csv")] = Path(
         "trials.parquet"),
+    curves: Annotated[bool, typer.Option("--curves", help="also write the per-epoch curves to "
+                                                          "NAME.curves.parquet (or .csv)")] = False,
 ) -> None:
     """Write the tidy trial frame (one row per trial: config, params, metrics, energy, hardware)."""
+    from reports.export import curves_path
     from reports.export import export as write
 
-    rows = write(sources, out_file)
-    out.print(f"wrote {rows} trials to {out_file}", markup=False, highlight=False, soft_wrap=True)
+    rows = write(sources, out_file, curves=curves)
+    also = f" and their curves to {curves_path(out_file)}" if curves else ""
+    say(f"wrote {rows} trials to {out_file}{also}")
