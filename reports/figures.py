@@ -14,6 +14,7 @@ import hashlib
 import io
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -57,13 +58,33 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: fl
     return fig, axes
 
 
+def _svg(fig: Figure) -> str:
+    """The figure's SVG text. A figure whose constrained layout collapses (long labels in a small
+    figure) is drawn larger, then without the layout engine: a figure is never lost to its layout."""
+    def save() -> str:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        return buf.getvalue().decode("utf-8")
+
+    for attempt in range(3):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="constrained_layout not applied")
+            try:
+                return save()
+            except UserWarning:
+                if attempt == 0:
+                    width, height = fig.get_size_inches()
+                    fig.set_size_inches(width * 1.5, height * 1.5)
+                else:
+                    fig.set_layout_engine("none")
+    return save()
+
+
 def to_uri(fig: Figure) -> str:
     """The figure as an ``<svg>`` element to inline in the page: no XML prolog or doctype, and its
     ids (clip paths, markers) prefixed with a hash of the drawing, so that many figures on one page
     never share an id."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    svg = buf.getvalue().decode("utf-8")
+    svg = _svg(fig)
     svg = svg[svg.index("<svg"):]
     prefix = "f" + hashlib.sha1(svg.encode()).hexdigest()[:8] + "-"
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)

@@ -96,6 +96,9 @@ class EnergyMeter:
                 cpu_power_w=float(data.cpu_power),
                 gpu_power_w=float(data.gpu_power),
                 ram_power_w=float(data.ram_power),
+                cpu_kwh=float(data.cpu_energy),
+                gpu_kwh=float(data.gpu_energy),
+                ram_kwh=float(data.ram_energy),
                 method=measurement_method(self.tracker),
             )
         except Exception as exc:
@@ -208,16 +211,43 @@ def append_emissions(out_dir: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
-def emissions_row(record: dict[str, Any]) -> dict[str, Any]:
-    """One line of ``emissions.csv``."""
-    e = record["energy"]
+def codecarbon_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("codecarbon")
+    except Exception:
+        return None
+
+
+def emissions_row(record: dict[str, Any], energy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One line of ``emissions.csv``: CodeCarbon's column names where they mean the same
+    (``timestamp``, ``project_name``, ``run_id``, ``duration`` in s, ``emissions`` in kg CO2eq,
+    ``emissions_rate``, ``cpu_power``/``gpu_power``/``ram_power`` in W, ``cpu_energy``/
+    ``gpu_energy``/``ram_energy``/``energy_consumed`` in kWh, ``country_iso_code``,
+    ``codecarbon_version``, ``tracking_mode``), then the suite's own (the trial's arm, phase, seed,
+    status, ``nvml_kwh``, ``method``, ``error``). ``energy`` replaces the record's (an apportioned
+    share)."""
+    e = energy if energy is not None else record["energy"]
+    duration = e.get("duration_s")
+    kg = e.get("emissions_kg")
     return {
-        "started_at": record["started_at"], "arm": record.get("arm", ""), "task": record["task"],
+        "timestamp": record.get("started_at"), "project_name": CODECARBON_PROJECT,
+        "run_id": f"{record.get('study') or record.get('arm') or 'run'}#{record.get('trial_number', '')}",
+        "duration": duration, "emissions": kg,
+        "emissions_rate": kg / duration if kg is not None and duration else None,
+        "cpu_power": e.get("cpu_power_w"), "gpu_power": e.get("gpu_power_w"),
+        "ram_power": e.get("ram_power_w"),
+        "cpu_energy": e.get("cpu_kwh"), "gpu_energy": e.get("gpu_kwh"), "ram_energy": e.get("ram_kwh"),
+        "energy_consumed": e.get("kwh"), "country_iso_code": e.get("country"),
+        "codecarbon_version": codecarbon_version(),
+        "tracking_mode": "machine, apportioned" if str(e.get("method", "")).startswith("apportioned")
+        else "process",
+        "arm": record.get("arm", ""), "phase": record.get("phase", ""), "task": record["task"],
         "family": record["family"], "optimizer": record["optimizer"],
-        "regularizers": "+".join(record["regularizers"]), "seed": record["seed"],
-        "status": record["status"], "duration_s": e["duration_s"], "energy_kwh": e["kwh"],
-        "emissions_kg": e["emissions_kg"], "nvml_kwh": e["nvml_kwh"], "method": e["method"],
-        "country": e["country"], "error": e["error"],
+        "regularizers": "+".join(record["regularizers"]), "seed": record["seed"], "status": record["status"],
+        "cpu_ram_energy": e.get("cpu_ram_kwh"), "nvml_kwh": e.get("nvml_kwh"), "method": e.get("method"),
+        "error": e.get("error"),
     }
 
 
@@ -298,7 +328,8 @@ class MachineMeter:
         return out
 
 
-def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str, Any]) -> int:
+def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str, Any],
+                      out_dir: Path | None = None) -> int:
     """Apportion ``machine`` over the trials this run's jobs recorded (``energy.job == run_id``) and
     store each study's shares in its ``energy_apportioned`` attr; return how many trials got one."""
     pending = {}
@@ -320,4 +351,12 @@ def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str,
         if mine:
             old = dict(s.user_attrs.get(ENERGY_APPORTIONED) or {})
             s.set_user_attr(ENERGY_APPORTIONED, {**old, **mine})
+    if out_dir is not None:  # one emissions.csv row per trial, its share in place of "pending"
+        for s in studies:
+            for t in s.get_trials(deepcopy=False):
+                share = shares.get((s.study_name, t.number))
+                if share is not None:
+                    record = t.user_attrs[RECORD]
+                    energy = {**record["energy"], **share, "error": machine.get("error")}
+                    append_emissions(out_dir, emissions_row(record, energy))
     return len(shares)

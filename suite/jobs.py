@@ -226,7 +226,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         machine = meter.stop() if meter is not None else None
         for s in studies:
             fail_dead_running(s)  # a job that died mid-trial: its trial is requeued for a resume
-        apportioned = store_apportioned(studies, run_id, machine) if machine is not None else 0
+        apportioned = store_apportioned(studies, run_id, machine, out_dir) if machine is not None else 0
         if machine is not None:  # the run's machine measurement, beside the trials' shares of it
             with (out_dir / "energy_runs.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,

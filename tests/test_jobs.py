@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -118,6 +119,15 @@ def test_two_jobs_keep_exact_budgets_and_apportion_the_machine_energy(tmp_path):
     data = load([str(out)])
     assert data.trials["energy_kwh"].sum() == pytest.approx(measured[0]["kwh"], rel=0.05)
     assert (data.trials["energy_method"].str.startswith("apportioned")).all()
+    # emissions.csv: one row per trial that ran, with its share, in CodeCarbon's column names
+    rows = list(csv.DictReader((out / "emissions.csv").open()))
+    ran = sum(1 for s in optuna.get_all_study_summaries(store) for t in
+              optuna.load_study(study_name=s.study_name, storage=store).get_trials()
+              if (t.user_attrs.get("record") or {}).get("energy"))
+    assert len(rows) == ran
+    assert sum(float(r["energy_consumed"]) for r in rows) == pytest.approx(measured[0]["kwh"], rel=0.05)
+    assert {r["tracking_mode"] for r in rows} == {"machine, apportioned"} and all(r["codecarbon_version"]
+                                                                                   for r in rows)
     assert (out / "report" / "index.html").is_file()
 
 

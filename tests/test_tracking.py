@@ -99,7 +99,11 @@ def test_energy_is_measured_on_cpu_with_its_method(isolated):
     assert energy["kwh"] > 0 and energy["emissions_kg"] > 0 and energy["error"] is None
     assert "cpu:" in energy["method"] and energy["country"] == "USA"
     rows = list(csv.DictReader((out / "emissions.csv").open()))
-    assert len(rows) == 1 and float(rows[0]["energy_kwh"]) == pytest.approx(energy["kwh"])
+    assert len(rows) == 1 and float(rows[0]["energy_consumed"]) == pytest.approx(energy["kwh"])
+    row = rows[0]  # CodeCarbon's column names where they mean the same
+    assert float(row["duration"]) > 0 and float(row["emissions"]) > 0 and row["codecarbon_version"]
+    assert float(row["cpu_energy"]) + float(row["ram_energy"]) + float(row["gpu_energy"]) == \
+        pytest.approx(float(row["energy_consumed"]), rel=1e-6)
 
 
 def test_a_failing_tracker_leaves_the_trial_complete_with_null_energy(isolated, monkeypatch):

@@ -109,10 +109,11 @@ def test_benchmark_runs_the_protocol_and_stores_every_record(tmp_path):
             assert record["params"]["width"] == 16  # fixed by the profile, never tuned
             assert "width" not in t.params and "lr" in t.params
             assert t.value == pytest.approx(record["metrics"]["val/accuracy"])
-            # pruner none: every epoch's validation value is reported all the same (learning curves in
-            # optuna-dashboard), and nothing is pruned
-            assert [t.intermediate_values[e] for e in sorted(t.intermediate_values)] == \
-                pytest.approx(record["curves"]["val/accuracy"])
+            if phase_of(t) == "confirm":  # every epoch reported (learning curves in optuna-dashboard)
+                assert [t.intermediate_values[e] for e in sorted(t.intermediate_values)] == \
+                    pytest.approx(record["curves"]["val/accuracy"])
+            else:
+                assert list(t.intermediate_values) == []  # pruner none: nothing reported while tuning
 
 
 def test_pruning_happens_where_it_should(tmp_path):
@@ -151,11 +152,13 @@ def test_dashboard_wsgi_app_lists_the_studies(tmp_path):
     summaries = json.loads(body)["study_summaries"]
     names = {s["study_name"] for s in summaries}
     assert names == {"tiny/digits/mlp/adam/none", "tiny/digits/mlp/sgd/none"}
-    for summary in summaries:  # every trial's learning curve reaches the dashboard, pruner or not
+    for summary in summaries:  # every confirm run's learning curve reaches the dashboard
         environ["PATH_INFO"] = f"/api/studies/{summary['study_id']}"
         study = json.loads(b"".join(app(environ, lambda s, h, *a: None)))
         epochs = profile.arms[0].epochs
-        assert study["trials"] and all(len(t["intermediate_values"]) == epochs for t in study["trials"]), study["trials"]
+        confirm = [t for t in study["trials"]
+                   if any(a["key"] == "phase" and "confirm" in a["value"] for a in t["user_attrs"])]
+        assert confirm and all(len(t["intermediate_values"]) == epochs for t in confirm), study["trials"]
 
 
 def test_mask_url_hides_passwords():
