@@ -114,12 +114,35 @@ def finish_wandb(logger: Any, summary: dict[str, Any], failed: bool) -> None:
     """Write the run summary and finish the run (always called, also for failed trials)."""
     import wandb
 
+    run_dir = Path(wandb.run.dir).parent if wandb.run is not None else None
     try:
         if logger is not None and logger._experiment is not None:
             logger.experiment.summary.update(summary)
     finally:
         if wandb.run is not None:
             wandb.finish(exit_code=1 if failed else 0)
+        if run_dir is not None:
+            localize_links(run_dir.parent)  # the run folder's wandb/
+
+
+def localize_links(folder: Path) -> None:
+    """Make ``folder`` portable: a symlink to a file outside it (wandb links ``logs/debug-core.log``
+    to its cache in the home folder) becomes a copy of that file (or goes, when the file is gone), and
+    an absolute symlink inside it (``latest-run``, ``debug.log``) becomes relative, so a run folder
+    copied to another machine has no broken link."""
+    import shutil
+
+    root = folder.resolve()
+    for link in [p for p in folder.rglob("*") if p.is_symlink()]:
+        target = link.resolve()
+        if target.is_relative_to(root):
+            if os.path.isabs(os.readlink(link)):
+                link.unlink()
+                link.symlink_to(os.path.relpath(target, link.parent.resolve()))
+            continue
+        link.unlink()
+        if target.is_file():
+            shutil.copyfile(target, link)
 
 
 class TrialTracking:

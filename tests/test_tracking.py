@@ -35,6 +35,8 @@ def test_offline_run_is_read_back_from_its_wandb_file(isolated):
     assert record["status"] == "complete"
     (path,) = runs_under(out / "wandb")
     run = read_run(path)
+    links = [p for p in out.rglob("*") if p.is_symlink()]  # the folder copies to another machine whole
+    assert all(not os.path.isabs(os.readlink(p)) and p.resolve().is_relative_to(out.resolve()) for p in links)
     assert run["run"]["group"] == "digits/mlp/adam/none" and run["run"]["job_type"] == "tune"
     assert set(run["run"]["tags"]) == {"digits", "mlp", "adam", "none"}
     assert run["config"]["task"] == "digits" and run["config"]["params"]["width"] == 16
