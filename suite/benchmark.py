@@ -298,7 +298,8 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
                   and t.user_attrs.get("candidate", choice) == choice]
         values = [v for v in values if v is not None]
         metric = study.user_attrs.get("metric", "")
-        chosen = next((t for t in tune if t.number == choice), None)
+        # among all its trials: an arm whose tuning trials all failed stands for its defaults
+        chosen = next((t for t in study.get_trials(deepcopy=False) if t.number == choice), None)
         shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
         if chosen is not None:
             shown += " of the defaults" if chosen.user_attrs.get("defaults") else f" of #{chosen.number}"

@@ -137,6 +137,10 @@ def test_every_trial_diverging_ends_the_arm_instead_of_retrying_forever(tmp_path
     assert trials[3].params == trials[0].params and trials[0].user_attrs.get("defaults")
     summary = arm_summary(confirm_trials(load([str(tmp_path / "run")]).trials)).iloc[0]
     assert (summary["runs"], summary["failed"], summary["mean"]) == (1, 1, 0.0)  # accuracy's worst bound
+    from suite.benchmark import arm_summaries
+
+    (row,) = arm_summaries(result.storage, result.studies)  # what suite benchmark prints
+    assert row["confirm"].endswith(" of the defaults"), row["confirm"]
 
 
 @pytest.mark.parametrize("where", ["start", "stop"])
