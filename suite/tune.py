@@ -10,9 +10,9 @@ The protocol (identical for every arm; the README's protocol section says the sa
 
    * Trial 0 is the arm's defaults, enqueued, so a tuned arm never ends below its own defaults on
      the validation metric of the tuning seed.
-   * Trials 1 .. ``STARTUP_TRIALS - 1`` are scrambled Sobol points (Optuna's ``QMCSampler``) with
-     one seed for every arm of a profile, so that compared arms see comparable draws; the point
-     index is kept in the study, so a resumed run continues the sequence.
+   * Trials 1 .. ``STARTUP_TRIALS - 1`` are scrambled Sobol points (scipy) with one seed for every
+     arm of a profile, so that compared arms see comparable draws; trial k gets point k, so parallel
+     workers never share a point and a resumed run continues the sequence.
    * Later trials: multivariate TPE (``constant_liar`` for parallel workers), seeded by the profile
      seed and the trial number (never the same stream twice, also after a resume; optuna#3255).
    * Pruning only from ``MIN_TRIALS_TO_PRUNE`` trials per arm (``pruner: auto``): a
@@ -74,6 +74,7 @@ from suite.search import (
     describe_pruner,
     describe_sampler,
     make_pruner,
+    search_distributions,
     search_space,
     tuned_params,
 )
@@ -119,7 +120,8 @@ def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int
     study = optuna.create_study(
         storage=storage, study_name=name, load_if_exists=True,
         direction="maximize" if task.direction == "maximize" else "minimize",
-        sampler=ProtocolSampler(profile.study_sampler_seed(index), salt=salt),
+        sampler=ProtocolSampler(profile.study_sampler_seed(index), search_distributions(arm, profile.space),
+                                salt=salt),
         pruner=make_pruner(profile.pruner, arm.epochs),
     )
     if "arm" not in study.user_attrs:
@@ -151,10 +153,8 @@ def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int
 
 def epoch_reporter(trial: optuna.Trial, monitor: str) -> Any:
     """A Lightning callback that reports ``monitor`` to ``trial`` after every validation epoch (its
-    intermediate values), without ever pruning: confirm runs show their learning curves in
-    optuna-dashboard as pruned tuning trials do. (Reporting from unpruned tuning trials too made
-    two ``--jobs 2`` workers draw the same Sobol point in a loaded CI run: the per-epoch storage
-    writes widen the race in the sampler's point index. Left for issue 23.)"""
+    intermediate values), without ever pruning: every trial that is not pruned shows its learning
+    curve in optuna-dashboard as pruned ones do."""
     import lightning.pytorch as pl
 
     class ReportEpochs(pl.Callback):
@@ -207,10 +207,8 @@ class ArmRunner:
             from optuna_integration import PyTorchLightningPruningCallback
 
             callbacks = [PyTorchLightningPruningCallback(trial, monitor=monitor)]  # reports and prunes
-        elif phase == PHASE_CONFIRM:  # the learning curve reaches the study (optuna-dashboard draws it)
+        else:  # the learning curve reaches the study (optuna-dashboard draws it)
             callbacks = [epoch_reporter(trial, monitor)]
-        else:
-            callbacks = []  # unpruned tuning trials report nothing: see epoch_reporter
         tracking = None
         if self.tracking is not None:
             tracking = Tracking(**{**self.tracking.__dict__, "group": self.name, "job_type": phase,

@@ -327,3 +327,21 @@ def test_studies_are_validated():
         parse_profile(profile(studies=101))
     with pytest.raises(SuiteError, match="must be <= 4294967295"):
         parse_profile(profile(studies=2, seed=2**32 - 10))
+
+
+def test_sobol_point_k_belongs_to_trial_k_whatever_ran_before():
+    """Two workers that sample at the same moment get different points: the point is a function of
+    the trial number the storage handed out, not of a counter in the study (Optuna's QMCSampler
+    keeps one there, which two --jobs workers read before either wrote it)."""
+    from suite.search import sobol_point
+
+    space = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+             "width": optuna.distributions.IntDistribution(8, 64, log=True),
+             "act": optuna.distributions.CategoricalDistribution(["relu", "gelu", "tanh"])}
+    points = [sobol_point(space, 7, k) for k in range(1, 10)]
+    assert sobol_point(space, 7, 5) == points[4]  # the same whatever was drawn before
+    assert len({json.dumps(p, sort_keys=True) for p in points}) == 9
+    assert all(1e-4 <= p["lr"] <= 1e-1 and 8 <= p["width"] <= 64 and p["act"] in ("relu", "gelu", "tanh")
+               for p in points)
+    assert {p["act"] for p in points} == {"relu", "gelu", "tanh"}
+    assert sobol_point(space, 8, 5) != points[4]
