@@ -87,7 +87,8 @@ def _from_unit(dist: optuna.distributions.BaseDistribution, u: float) -> Any:
     return min(max(value, lo), hi)
 
 
-def sobol_point(space: dict[str, optuna.distributions.BaseDistribution], seed: int, index: int) -> dict[str, Any]:
+def sobol_point(space: dict[str, optuna.distributions.BaseDistribution], seed: int,
+                index: int) -> dict[str, Any]:
     """Point ``index`` of the scrambled Sobol sequence of ``seed`` (scipy), mapped onto ``space``
     (params in name order; numbers uniform on their scale, choices in equal parts)."""
     from scipy.stats import qmc
@@ -101,7 +102,7 @@ def sobol_point(space: dict[str, optuna.distributions.BaseDistribution], seed: i
         if index:
             engine.fast_forward(index)
         unit = engine.random(1)[0]
-    return {n: _from_unit(space[n], float(u)) for n, u in zip(names, unit)}
+    return {n: _from_unit(space[n], float(u)) for n, u in zip(names, unit, strict=True)}
 
 
 class ProtocolSampler(optuna.samplers.BaseSampler):
