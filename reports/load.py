@@ -6,7 +6,8 @@ A *source* is one of:
 * an Optuna storage URL (``sqlite:///runs/x/optuna.db``, ``postgresql+psycopg2://user:pw@host/db``);
 * a journal file whose name ends in ``.log`` or ``.jsonl`` (``JournalStorage(JournalFileBackend)``).
 
-Every study is one arm; every trial carries the full trial record in ``user_attrs["record"]`` and its
+Every tuning study is one arm (study) and its confirm study (attr ``confirm_of``) is read with it, as
+one study; every trial carries the full trial record (:func:`suite.record.stored_record`) and its
 phase (``tune`` or ``confirm``) in ``user_attrs["phase"]``. Records may lack fields (older or failed
 trials): every field is read with a default, so the frames always have the same columns. The record's
 ``space`` (``core`` or ``full``: which search space was tuned) is the ``space`` column, None when the
@@ -31,7 +32,7 @@ import pandas as pd
 
 from reports.rows import CURVE_COLUMNS, TRIAL_COLUMNS, _dict, curve_rows, regs_name, trial_row
 from suite.errors import SuiteError
-from suite.record import PHASE, RECORD
+from suite.record import CONFIRM_OF, ENERGY_APPORTIONED, PHASE, stored_record
 from suite.storage import JOURNAL, RUN_DB, RUN_JOURNAL, is_storage_spec, parse_storage, run_folder_storage
 from suite.storage import open_storage as storage_of
 
@@ -191,36 +192,49 @@ def load(specs: Sequence[str]) -> ReportData:
             frozen_studies = storage.get_all_studies()
         except Exception as exc:
             raise SuiteError(f"cannot read studies from {src.label!r}: {type(exc).__name__}") from None
-        for fs in frozen_studies:
-            attrs = dict(fs.user_attrs)
+        tuning = {fs.study_name: dict(fs.user_attrs) for fs in frozen_studies
+                  if CONFIRM_OF not in fs.user_attrs}
+        entries: dict[str, dict[str, Any]] = {}
+        tune_trials: dict[str, list[Any]] = {}
+        # tuning studies first: a confirm study's trials join the entry of the study it confirms
+        for fs in sorted(frozen_studies, key=lambda f: CONFIRM_OF in f.user_attrs):
+            own = dict(fs.user_attrs)
+            arm = own.get(CONFIRM_OF) if own.get(CONFIRM_OF) in tuning else fs.study_name
+            attrs = dict(tuning.get(arm, own))
+            if arm != fs.study_name:  # a confirm study: its trials' energy shares are its own
+                attrs[ENERGY_APPORTIONED] = own.get(ENERGY_APPORTIONED)
             direction = attrs.get("direction") or (
                 "minimize" if fs.directions and fs.directions[0].name == "MINIMIZE" else "maximize")
             attrs.setdefault("direction", direction)
             trials = storage.get_all_trials(storage.get_study_id_from_name(fs.study_name), deepcopy=False)
-            counts = {s: 0 for s in STATES}
-            tune = []
+            entry = entries.get(arm)
+            if entry is None:
+                entry = entries[arm] = {
+                    "source": src.label, "study": arm,
+                    "benchmark": attrs.get("benchmark"), "task": attrs.get("task"),
+                    "family": attrs.get("family"), "optimizer": attrs.get("optimizer"),
+                    "regularizers": regs_name(attrs.get("regularizers")),
+                    "direction": direction, "metric": attrs.get("metric"),
+                    "profile": _dict(attrs.get("profile")), "protocol": _dict(attrs.get("protocol")),
+                    "n_trials": 0, **{s.lower(): 0 for s in STATES}, "importance_note": None,
+                }
             for t in trials:
-                counts[t.state.name] = counts.get(t.state.name, 0) + 1
+                entry["n_trials"] += 1
+                entry[t.state.name.lower()] = entry.get(t.state.name.lower(), 0) + 1
                 phase = t.user_attrs.get(PHASE)
-                row = trial_row(t.user_attrs.get(RECORD), source=src.label, study=fs.study_name,
-                                study_attrs=attrs, number=t.number, state=t.state.name, phase=phase,
-                                value=t.value, optuna_params=t.params)
+                record = stored_record(t)
+                row = trial_row(record, source=src.label, study=arm, study_attrs=attrs, number=t.number,
+                                state=t.state.name, phase=phase, value=t.value, optuna_params=t.params)
+                row["uid"] = f"{src.label}|{fs.study_name}|{t.number}"
                 rows.append(row)
-                curves += curve_rows(row["uid"], _dict(t.user_attrs.get(RECORD)).get("curves"))
+                curves += curve_rows(row["uid"], _dict(record).get("curves"))
                 if row["phase"] == "tune":
-                    tune.append(t)
-            imp, why = param_importances(tune, direction)
-            importances += [(src.label, fs.study_name, p, v) for p, v in imp.items()]
-            studies.append({
-                "source": src.label, "study": fs.study_name,
-                "benchmark": attrs.get("benchmark"), "task": attrs.get("task"),
-                "family": attrs.get("family"), "optimizer": attrs.get("optimizer"),
-                "regularizers": regs_name(attrs.get("regularizers")),
-                "direction": direction, "metric": attrs.get("metric"),
-                "profile": _dict(attrs.get("profile")), "protocol": _dict(attrs.get("protocol")),
-                "n_trials": len(trials), **{s.lower(): n for s, n in counts.items()},
-                "importance_note": why,
-            })
+                    tune_trials.setdefault(arm, []).append(t)
+        for arm, entry in entries.items():
+            imp, why = param_importances(tune_trials.get(arm, []), entry["direction"])
+            importances += [(src.label, arm, p, v) for p, v in imp.items()]
+            entry["importance_note"] = why
+            studies.append(entry)
     trials_df = trials_frame(rows)
     return ReportData(
         sources=sources,

@@ -21,7 +21,20 @@ def phase_of(t: FrozenTrial) -> str:
 
 def is_done(t: FrozenTrial) -> bool:
     """A trial that counts towards its budget (:func:`suite.record.counts`)."""
-    return rec.counts(t.state.name, t.user_attrs.get(rec.RECORD), surplus=bool(t.user_attrs.get(rec.SURPLUS)))
+    return rec.counts(t.state.name, rec.stored_record(t), surplus=bool(t.user_attrs.get(rec.SURPLUS)))
+
+
+def confirm_study_name(name: str) -> str:
+    """The Optuna study that holds the confirm runs of tuning study ``name``: kept apart, so that the
+    tuning study's best trial (optuna-dashboard's, ``study.best_trial``) is a tuning trial."""
+    return f"{name}/confirm"
+
+
+def confirm_trials(study: optuna.Study, confirm: optuna.Study | None) -> list[FrozenTrial]:
+    """An arm's confirm runs: those of its confirm study, and those that runs made before confirm
+    studies existed kept in the tuning study."""
+    old = [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_CONFIRM]
+    return old + ([] if confirm is None else list(confirm.get_trials(deepcopy=False)))
 
 
 def done_tune(study: optuna.Study) -> list[FrozenTrial]:
@@ -59,8 +72,7 @@ def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: i
     return count
 
 
-def arm_trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Done trials by phase (for progress and resume messages)."""
-    done = [t for t in study.get_trials(deepcopy=False) if is_done(t)]
-    return {"tune": sum(phase_of(t) == PHASE_TUNE for t in done),
-            "confirm": sum(phase_of(t) == PHASE_CONFIRM for t in done)}
+def arm_trial_counts(study: optuna.Study, confirm: optuna.Study | None = None) -> dict[str, int]:
+    """Done trials by phase of an arm's tuning study and confirm study (progress, resume messages)."""
+    return {"tune": sum(phase_of(t) == PHASE_TUNE and is_done(t) for t in study.get_trials(deepcopy=False)),
+            "confirm": sum(is_done(t) for t in confirm_trials(study, confirm))}

@@ -47,7 +47,7 @@ from suite.storage import (
     storage_url,
 )
 from suite.tracking import Tracking
-from suite.tune import ArmRunner, open_study, run_arms
+from suite.tune import ArmRunner, open_arm_studies, run_arms
 from suite.workers import fail_dead_running, has_heartbeat, worker_id
 
 
@@ -124,13 +124,14 @@ def run_benchmark(
         arm_studies = profile.arm_studies()
         total = trials_per_study(profile) * len(arm_studies)
         salt = zlib.crc32(worker_id().encode()) if worker else 0
-        studies = [open_study(store, profile, arm, study=k, salt=salt) for arm, k in arm_studies]
+        pairs = open_arm_studies(store, profile, salt=salt)  # (tuning study, confirm study) per arm study
+        studies = [study for study, _ in pairs]
         failed_leftovers = 0
         if not has_heartbeat(store):  # heartbeat storages fail stale trials as they go (study.optimize)
             # SQLite: we are the only process, every leftover is dead; journal: only dead workers' trials
             sqlite = parse_storage(url).kind == SQLITE
-            failed_leftovers = sum(fail_dead_running(s, all_running=sqlite) for s in studies)
-        resumed = trials_done(profile, studies)
+            failed_leftovers = sum(fail_dead_running(s, all_running=sqlite) for pair in pairs for s in pair)
+        resumed = trials_done(profile, pairs)
         say_resumed(console, profile, resumed, total, failed_leftovers)
         ran = 0
         warned: set[str] = set()
@@ -146,9 +147,9 @@ def run_benchmark(
                 warn_tracking(console, record, warned)
 
             runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_done,
-                                 on_start=on_start, study_index=k, storage=store)
-                       for (arm, k), study in zip(arm_studies, studies, strict=True)]
-            run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
+                                 on_start=on_start, study_index=k, storage=store, confirm=confirm)
+                       for (arm, k), (study, confirm) in zip(arm_studies, pairs, strict=True)]
+            run_stopping_on_interrupt(runners, salt, wait_s, profile, pairs, total, url)
             return BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
                                    time.perf_counter() - started, studies=[s.study_name for s in studies])
         unit = "arms" if profile.studies == 1 else "studies"
@@ -159,21 +160,22 @@ def run_benchmark(
             def on_trial(phase: str, record: dict[str, Any]) -> None:
                 nonlocal ran
                 ran += 1
-                counts = [arm_trial_counts(s) for s in studies]  # other workers' trials count too
+                counts = [arm_trial_counts(*pair) for pair in pairs]  # other workers' trials count too
                 complete = sum(c["tune"] >= profile.tune_trials and c["confirm"] >= confirm_runs
                                for c in counts)
                 progress.update(bar, description=f"{profile.name} | {record['arm']}",
-                                completed=trials_done(profile, studies, counts),
+                                completed=trials_done(profile, pairs, counts),
                                 arms=f"{unit} {complete}/{len(studies)}")
                 progress.console.print(trial_line(phase, record), markup=False, highlight=False,
                                        soft_wrap=True)
                 warn_tracking(progress.console, record, warned)
 
             runners = [ArmRunner(profile, arm, study, device=device, tracking=tracking, on_trial=on_trial,
-                                 study_index=k, storage=store)
-                       for (arm, k), study in zip(arm_studies, studies, strict=True)]
-            run_stopping_on_interrupt(runners, salt, wait_s, profile, studies, total, url)
+                                 study_index=k, storage=store, confirm=confirm)
+                       for (arm, k), (study, confirm) in zip(arm_studies, pairs, strict=True)]
+            run_stopping_on_interrupt(runners, salt, wait_s, profile, pairs, total, url)
             progress.update(bar, completed=total, arms=f"{unit} {len(studies)}/{len(studies)}")
+        amend_wandb(out_dir, pairs, console)
         result = BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
                                  time.perf_counter() - started, studies=[s.study_name for s in studies])
         if report and not worker:
@@ -183,21 +185,22 @@ def run_benchmark(
 
 
 def run_stopping_on_interrupt(runners: list[ArmRunner], salt: int, wait_s: float, profile: Profile,
-                              studies: list[optuna.Study], total: int, url: str) -> None:
+                              pairs: list[tuple[optuna.Study, optuna.Study]], total: int, url: str) -> None:
     """:func:`run_arms`; Ctrl-C (or SIGTERM) becomes :class:`Interrupted` saying what is kept."""
     try:
         run_arms(runners, start=salt % len(runners), wait_s=wait_s)
     except KeyboardInterrupt:
-        raise Interrupted(f"{trials_done(profile, studies)}/{total} trials done are kept in {mask_url(url)}; "
+        raise Interrupted(f"{trials_done(profile, pairs)}/{total} trials done are kept in {mask_url(url)}; "
                           "the trial that was running is recorded as interrupted and redone on resume: run "
                           "the same command again to resume") from None
 
 
-def trials_done(profile: Profile, studies: list[optuna.Study],
+def trials_done(profile: Profile, pairs: list[tuple[optuna.Study, optuna.Study]],
                 counts: list[dict[str, int]] | None = None) -> int:
-    """Trials done towards the profile's budgets (beyond an arm's budget does not count)."""
+    """Trials done towards the profile's budgets (beyond an arm's budget does not count); ``pairs``:
+    each arm study's (tuning study, confirm study)."""
     confirm_runs = trials_per_study(profile) - profile.tune_trials
-    counts = counts if counts is not None else [arm_trial_counts(s) for s in studies]
+    counts = counts if counts is not None else [arm_trial_counts(*pair) for pair in pairs]
     return sum(min(c["tune"], profile.tune_trials) + min(c["confirm"], confirm_runs) for c in counts)
 
 
@@ -253,6 +256,18 @@ def check_worker_storage(storage: str | None) -> None:
     shared_storage(storage, "a worker")
 
 
+def amend_wandb(out_dir: Path, pairs: list[tuple[optuna.Study, optuna.Study]], console: Console) -> int:
+    """Add to this run folder's W&B runs what was known only after they ended (energy shares,
+    ``chosen``: :func:`suite.wandb_file.amend_runs`); a run file that cannot be amended is one warning."""
+    from suite.wandb_file import amend_runs
+
+    changed, errors = amend_runs(out_dir, [s for pair in pairs for s in pair])
+    if errors:
+        console.print(f"warning: {len(errors)} W&B run file(s) not amended with energy shares and `chosen`, "
+                      f"first: {errors[0]}", markup=False, highlight=False, soft_wrap=True)
+    return changed
+
+
 def build_report_if_available(sources: list[str], out: Path, console: Console) -> Path | None:
     """Build the HTML report when the ``reports`` package is installed; never fail the benchmark."""
     try:
@@ -271,13 +286,14 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     test metric), and the mean confirm test metric."""
     import optuna
 
-    from suite.accounting import PHASE_CONFIRM, arm_trial_counts, phase_of, ranked_tune_trials
+    from suite.accounting import arm_trial_counts, confirm_study_name, confirm_trials, ranked_tune_trials
+    from suite.record import stored_record
     from suite.storage import open_storage
 
     def shown_trial(t: Any, what: str, metric: str) -> str:
         if t is None:
             return f"{what}: -"
-        m = t.user_attrs.get("record", {}).get("metrics") or {}
+        m = (stored_record(t) or {}).get("metrics") or {}
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in t.params.items())
         return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
@@ -287,15 +303,18 @@ def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     rows = []
     for name in studies:
         study = optuna.load_study(study_name=name, storage=store)
-        counts = arm_trial_counts(study)
+        try:
+            confirm = optuna.load_study(study_name=confirm_study_name(name), storage=store)
+        except KeyError:  # a run from before confirm studies
+            confirm = None
+        counts = arm_trial_counts(study, confirm)
         tune = ranked_tune_trials(study)
         best = tune[0] if tune else None
         defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
         choice = study.user_attrs.get("confirm_choice")
-        values = [t.user_attrs["record"].get("primary", {}).get("value")
-                  for t in study.get_trials(deepcopy=False)
-                  if phase_of(t) == PHASE_CONFIRM and "record" in t.user_attrs
-                  and t.user_attrs.get("candidate", choice) == choice]
+        values = [stored_record(t).get("primary", {}).get("value")
+                  for t in confirm_trials(study, confirm)
+                  if stored_record(t) is not None and t.user_attrs.get("candidate", choice) == choice]
         values = [v for v in values if v is not None]
         metric = study.user_attrs.get("metric", "")
         # among all its trials: an arm whose tuning trials all failed stands for its defaults

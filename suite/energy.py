@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from suite.record import ENERGY_APPORTIONED, RECORD
+from suite.record import ENERGY_APPORTIONED, stored_record
 
 DEFAULT_COUNTRY = "USA"  # ISO 3166-1 alpha-3; carbon intensity of the grid used for kg CO2eq
 CODECARBON_PROJECT = "dl-benchsuite"
@@ -335,7 +335,7 @@ def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str,
     pending = {}
     for s in studies:
         for t in s.get_trials(deepcopy=False):
-            e = (t.user_attrs.get(RECORD) or {}).get("energy") or {}
+            e = (stored_record(t) or {}).get("energy") or {}
             if e.get("method") == APPORTION_PENDING and e.get("job") == run_id:
                 pending[(s.study_name, t.number)] = e
     if not pending or machine.get("kwh") is None:
@@ -356,7 +356,7 @@ def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str,
             for t in s.get_trials(deepcopy=False):
                 share = shares.get((s.study_name, t.number))
                 if share is not None:
-                    record = t.user_attrs[RECORD]
+                    record = stored_record(t)
                     energy = {**record["energy"], **share, "error": machine.get("error")}
                     append_emissions(out_dir, emissions_row(record, energy))
     return len(shares)

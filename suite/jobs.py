@@ -142,6 +142,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     """
     from suite.benchmark import (
         BenchmarkResult,
+        amend_wandb,
         build_report_if_available,
         quiet_optuna,
         run_progress,
@@ -151,7 +152,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     from suite.energy import DEFAULT_COUNTRY
     from suite.plan import trials_per_study
     from suite.storage import open_storage
-    from suite.tune import open_study
+    from suite.tune import open_arm_studies
     from suite.workers import fail_dead_running
 
     quiet_optuna()
@@ -160,13 +161,14 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
     with run_lock(out_dir):  # the one writer of the run folder; its own workers take no lock
         (out_dir / "profile.yaml").write_text(yaml.safe_dump(profile.source, sort_keys=False))
         store = open_storage(url)
-        studies = [open_study(store, profile, arm, study=k)  # defaults enqueued once
-                   for arm, k in profile.arm_studies()]
+        pairs = open_arm_studies(store, profile)  # defaults enqueued once
+        studies = [s for pair in pairs for s in pair]
         failed_leftovers = sum(fail_dead_running(s) for s in studies)
-        def done() -> int:
-            return trials_done(profile, studies)
 
-        total = trials_per_study(profile) * len(studies)
+        def done() -> int:
+            return trials_done(profile, pairs)
+
+        total = trials_per_study(profile) * len(pairs)
         resumed = done()
         say_resumed(console, profile, resumed, total, failed_leftovers)
         settings = dict(profile.tracking)
@@ -227,6 +229,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
         for s in studies:
             fail_dead_running(s)  # a job that died mid-trial: its trial is requeued for a resume
         apportioned = store_apportioned(studies, run_id, machine, out_dir) if machine is not None else 0
+        amend_wandb(out_dir, pairs, console)  # the shares and `chosen` into each trial's W&B run
         if machine is not None:  # the run's machine measurement, beside the trials' shares of it
             with (out_dir / "energy_runs.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"run": run_id, "jobs": jobs, "trials_apportioned": apportioned,
@@ -244,7 +247,7 @@ def run_jobs(profile: Any, profile_arg: str, *, jobs: int, out_dir: Path, storag
                              f"{url})")
         ran = done() - resumed
         result = BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
-                                 time.perf_counter() - started, studies=[s.study_name for s in studies],
+                                 time.perf_counter() - started, studies=[s.study_name for s, _ in pairs],
                                  jobs=jobs, machine_energy=machine, apportioned=apportioned)
         if report:
             result.report = build_report_if_available([str(out_dir) if not storage else url],

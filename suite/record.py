@@ -1,7 +1,10 @@
 """The trial record: one contract for the engine that writes it and the report that reads it.
 
 A record is the flat, JSON-able dict that :func:`suite.train.train` returns and that every Optuna
-trial stores in ``user_attrs["record"]`` (:data:`RECORD`). Its fields are declared once, here
+trial stores whole in ``system_attrs["record"]`` (:data:`RECORD`; runs before issue 23 kept it in
+``user_attrs["record"]``, and :func:`stored_record` reads both), with a short :func:`summary` in
+``user_attrs["result"]`` (:data:`RESULT`): optuna-dashboard shows user attrs cut at 1,024
+characters, so the whole record there read as broken JSON. Its fields are declared once, here
 (:class:`TrialRecord`); how a trial ended is a :class:`Status`, and the one table
 :data:`OPTUNA_STATE` says which Optuna state each status leaves its trial in.
 
@@ -63,6 +66,8 @@ OPTUNA_STATE: dict[Status, str] = {
 
 #: trial user attrs
 RECORD, PHASE, SEED, WORKER, DEFAULTS, SURPLUS = "record", "phase", "seed", "worker", "defaults", "surplus"
+RESULT = "result"  # user attr: the record's summary (:func:`summary`)
+CONFIRM_OF = "confirm_of"  # study attr of an arm's confirm study: the tuning study's name
 CANDIDATE, CANDIDATE_DEFAULTS = "candidate", "candidate_defaults"
 #: trial system attrs of a requeued copy (the names Optuna's ``RetryHeartbeatStaleTrialCallback`` uses)
 FAILED_TRIAL, RETRY_HISTORY = "failed_trial", "retry_history"
@@ -111,6 +116,7 @@ class TrialRecord(TypedDict, total=False):
     benchmark: str
     study: str
     trial_number: int
+    optuna_study: str  # the Optuna study the trial ran in (the tuning study, or the arm's confirm study)
     worker: str
     space: str
     defaults: bool
@@ -148,6 +154,7 @@ class TrialRecord(TypedDict, total=False):
     torch_threads: int
     energy: dict[str, Any]
     tracking_errors: list[str]  # "<step>: <error>" of a tracking step that failed (W&B, energy, ...)
+    wandb_run: str  # the trial's W&B run folder, relative to the run folder (amended by suite.wandb_file)
 
 
 def is_result(record: Mapping[str, Any] | None) -> bool:
@@ -177,6 +184,42 @@ def objective_value(record: Mapping[str, Any]) -> float | None:
     if value is None or value != value or abs(value) == float("inf"):
         return None
     return float(value)
+
+
+#: the most characters optuna-dashboard shows of one attr (longer ones it cuts)
+DASHBOARD_ATTR_LIMIT = 1024
+
+
+def stored_record(trial: Any) -> dict[str, Any] | None:
+    """The record of an Optuna (frozen) trial: the system attr, or the user attr of older runs."""
+    record = trial.system_attrs.get(RECORD)
+    if record is None:
+        record = trial.user_attrs.get(RECORD)
+    return record if isinstance(record, dict) else None
+
+
+def summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a dashboard user reads of a record in one attr of at most :data:`DASHBOARD_ATTR_LIMIT`
+    characters as JSON: status, the primary metric on validation and test, epochs, seconds, energy,
+    and the first line of an error."""
+    import json
+
+    metric = (record.get("task_info") or {}).get("metric") or (record.get("primary") or {}).get("metric")
+    metrics = record.get("metrics") or {}
+    energy = record.get("energy") or {}
+    out: dict[str, Any] = {"status": record.get("status"), "metric": metric,
+                           "val": metrics.get(f"val/{metric}"), "test": metrics.get(f"test/{metric}"),
+                           "epochs_run": record.get("epochs_run"), "wall_s": record.get("wall_s"),
+                           "kwh": energy.get("kwh"), "energy_method": energy.get("method"),
+                           "candidate": record.get("candidate"), "seed": record.get("seed")}
+    out = {k: v for k, v in out.items() if v is not None}
+    if record.get("error"):
+        out["error"] = (str(record["error"]).splitlines() or [""])[0]
+    text = json.dumps(out, default=str)
+    if len(text) > DASHBOARD_ATTR_LIMIT and "error" in out:
+        keep = max(0, len(out["error"]) - (len(text) - DASHBOARD_ATTR_LIMIT) - 4)
+        out["error"] = out["error"][:keep] + "..."
+    return out
 
 
 # ------------------------------------------------------------------------------------- outcome

@@ -110,8 +110,9 @@ def wandb_logger(tracking: Tracking, config: dict[str, Any], tags: list[str]):
     return logger
 
 
-def finish_wandb(logger: Any, summary: dict[str, Any], failed: bool) -> None:
-    """Write the run summary and finish the run (always called, also for failed trials)."""
+def finish_wandb(logger: Any, summary: dict[str, Any], failed: bool) -> Path | None:
+    """Write the run summary and finish the run (always called, also for failed trials); return the
+    run's folder."""
     import wandb
 
     run_dir = Path(wandb.run.dir).parent if wandb.run is not None else None
@@ -123,6 +124,7 @@ def finish_wandb(logger: Any, summary: dict[str, Any], failed: bool) -> None:
             wandb.finish(exit_code=1 if failed else 0)
         if run_dir is not None:
             localize_links(run_dir.parent)  # the run folder's wandb/
+    return run_dir
 
 
 def localize_links(folder: Path) -> None:
@@ -182,8 +184,10 @@ class TrialTracking:
         if t is not None and t.energy and record.get("energy") and not t.apportion and t.out_dir is not None:
             guarded(record, "emissions.csv", lambda: append_emissions(t.out_dir, emissions_row(record)))
         if t is not None and t.wandb and t.out_dir is not None:  # also when it did not start: close it
-            guarded(record, "wandb", lambda: finish_wandb(self.logger, wandb_summary(record),
-                                                          failed=record["status"] == Status.FAILED))
+            run_dir = guarded(record, "wandb", lambda: finish_wandb(self.logger, wandb_summary(record),
+                                                                    failed=record["status"] == Status.FAILED))
+            if run_dir is not None and self.logger is not None:  # where suite.wandb_file amends it later
+                record["wandb_run"] = os.path.relpath(run_dir, t.out_dir)
 
 
 def started(logger: Any) -> Any:
@@ -209,7 +213,8 @@ def wandb_config(record: dict[str, Any]) -> dict[str, Any]:
     tell a W&B user which runs the report compares: ``phase``, ``study``, ``defaults`` (trial 0 of a
     tuning study), ``candidate`` (the tuning trial a confirm run re-runs)."""
     keys = ("task", "family", "optimizer", "regularizers", "params", "seed", "epochs", "batch_size",
-            "device", "phase", "arm", "benchmark", "study", "trial_number", "study_index", "studies",
+            "device", "phase", "arm", "benchmark", "study", "optuna_study", "trial_number", "study_index",
+            "studies",
             "space", "defaults", "candidate", "candidate_defaults", "retry_of", "worker", "torch_threads",
             "task_info", "versions", "hardware", "git_commit")
     return {k: record[k] for k in keys if k in record}

@@ -25,8 +25,12 @@ The protocol (identical for every arm; the README's protocol section says the sa
    the confirm seeds (study attr ``confirm_choice``). Reports compare arms on the chosen
    candidate's confirm runs, paired by seed, and never choose on test.
 
-Every trial, pruned and failed ones too, stores its full record in ``user_attrs["record"]`` and
-its phase in ``user_attrs["phase"]``; the trial value is the validation primary metric.
+Confirm runs live in the arm's confirm study (``<study>/confirm``, attr ``confirm_of``), so the
+tuning study holds only tuning trials and its best trial (optuna-dashboard's) is a tuning trial.
+
+Every trial, pruned and failed ones too, stores its full record in ``system_attrs["record"]``, a
+summary under optuna-dashboard's 1,024-character cut in ``user_attrs["result"]`` and its phase in
+``user_attrs["phase"]``; the trial value is the validation primary metric, reported every epoch.
 
 Budget accounting: a tune trial counts towards the budget once it is COMPLETE, PRUNED, or FAILED
 with a record (a crash or divergence is a result, and is not retried forever). A trial left
@@ -59,6 +63,8 @@ from suite.accounting import (
     PHASE_CONFIRM,
     PHASE_TUNE,
     claimed_before,
+    confirm_study_name,
+    confirm_trials,
     defaults_claimed_before,
     done_tune,
     is_done,
@@ -151,6 +157,38 @@ def open_study(storage, profile: Profile, arm: Arm, *, study: int = 0, salt: int
     return study
 
 
+#: what the confirm study copies of its tuning study's attrs (the rest is read from the tuning study)
+CONFIRM_STUDY_ATTRS = ("benchmark", "task", "family", "optimizer", "regularizers", "direction", "metric",
+                       "target", "arm", "study_index", "study_seeds", "protocol", "fixed_params")
+
+
+def open_confirm(storage, study: optuna.Study) -> optuna.Study:
+    """Create or load the study that holds the confirm runs of tuning study ``study``
+    (:func:`suite.accounting.confirm_study_name`); its ``confirm_of`` attr names the tuning study,
+    and the report reads both as one arm. Confirm runs are enqueued with fixed params: the sampler
+    draws nothing, and nothing is pruned."""
+    confirm = optuna.create_study(storage=storage, study_name=confirm_study_name(study.study_name),
+                                  load_if_exists=True, direction=study.direction,
+                                  sampler=optuna.samplers.RandomSampler(seed=0),
+                                  pruner=optuna.pruners.NopPruner())
+    if rec.CONFIRM_OF not in confirm.user_attrs:
+        for key in CONFIRM_STUDY_ATTRS:
+            if key in study.user_attrs:
+                confirm.set_user_attr(key, study.user_attrs[key])
+        confirm.set_user_attr(rec.PHASE, PHASE_CONFIRM)
+        confirm.set_user_attr(rec.CONFIRM_OF, study.study_name)
+    return confirm
+
+
+def open_arm_studies(storage, profile: Profile, *, salt: int = 0) -> list[tuple[optuna.Study, optuna.Study]]:
+    """Every (tuning study, confirm study) of the profile, in :meth:`Profile.arm_studies` order."""
+    out = []
+    for arm, k in profile.arm_studies():
+        study = open_study(storage, profile, arm, study=k, salt=salt)
+        out.append((study, open_confirm(storage, study)))
+    return out
+
+
 def epoch_reporter(trial: optuna.Trial, monitor: str) -> Any:
     """A Lightning callback that reports ``monitor`` to ``trial`` after every validation epoch (its
     intermediate values), without ever pruning: every trial that is not pruned shows its learning
@@ -178,13 +216,21 @@ class ArmRunner:
     on_trial: Callable[[str, dict[str, Any]], None] | None = None
     on_start: Callable[[str, str, int], None] | None = None  # (arm, phase, seed) as a trial starts
     study_index: int = 0  # which of the profile's ``studies`` of the arm this is (0-based)
-    storage: Any = None  # the study's storage as suite.storage.open_storage returned it (heartbeats)
+    storage: Any = None  # the study's storage as suite.storage.open_storage returned it
+    confirm: optuna.Study | None = None  # the arm's confirm study (:func:`open_confirm` when None)
+
+    def __post_init__(self) -> None:
+        if self.storage is None:
+            raise ValueError("ArmRunner needs the storage its study was opened on")
+        if self.confirm is None:
+            self.confirm = open_confirm(self.storage, self.study)
 
     @property
     def name(self) -> str:
         return self.arm.study_name(self.profile.name, self.study_index)
 
     def objective(self, trial: optuna.Trial) -> float:
+        study = trial.study  # the tuning study or the confirm study
         phase = trial.user_attrs.get("phase", PHASE_TUNE)
         seed = trial.user_attrs.get("seed", self.profile.tune_seed(self.study_index))
         trial.set_user_attr("phase", phase)
@@ -192,9 +238,9 @@ class ArmRunner:
         trial.set_user_attr("worker", worker_id())
         budget = self.profile.tune_trials if phase == PHASE_TUNE else 1
         candidate = trial.user_attrs.get("candidate")
-        if (claimed_before(self.study, trial, phase, seed if phase == PHASE_CONFIRM else None,
+        if (claimed_before(study, trial, phase, seed if phase == PHASE_CONFIRM else None,
                            candidate) >= budget
-                or (trial.user_attrs.get("defaults") and defaults_claimed_before(self.study, trial))):
+                or (trial.user_attrs.get("defaults") and defaults_claimed_before(study, trial))):
             trial.set_user_attr("surplus", True)
             raise SurplusTrial(f"{self.name}: {phase} budget already claimed")
         params = search_space(trial, self.arm, self.profile.space)
@@ -212,25 +258,26 @@ class ArmRunner:
         tracking = None
         if self.tracking is not None:
             tracking = Tracking(**{**self.tracking.__dict__, "group": self.name, "job_type": phase,
-                                   "name": f"{self.name}#{trial.number}"})
+                                   "name": f"{study.study_name}#{trial.number}"})
         config = TrialConfig(task=self.arm.task, family=self.arm.family, optimizer=self.arm.optimizer,
                              regularizers=self.arm.regularizers, params=params, epochs=self.arm.epochs,
                              seed=seed, device=self.device)
         meta = {"phase": phase, "arm": self.name, "benchmark": self.profile.name,
-                "study": self.name, "trial_number": trial.number, "worker": worker_id(),
+                "study": self.name, "optuna_study": study.study_name, "trial_number": trial.number,
+                "worker": worker_id(),
                 "space": self.profile.space, "defaults": bool(trial.user_attrs.get("defaults")),
                 "study_index": self.study_index, "studies": self.profile.studies}
         if phase == PHASE_CONFIRM:
             meta["candidate"] = candidate
             meta["candidate_defaults"] = bool(trial.user_attrs.get("candidate_defaults"))
-        retry_of = frozen(self.study, trial.number).system_attrs.get(rec.FAILED_TRIAL)
+        retry_of = frozen(study, trial.number).system_attrs.get(rec.FAILED_TRIAL)
         if retry_of is not None:  # a requeued copy of a dead worker's trial
             meta["retry_of"] = retry_of
         record = train(config, callbacks=callbacks, tracking=tracking, meta=meta)
         # JSON round trip: a value the storage cannot serialise must not lose the record
         record = json.loads(json.dumps(record, default=str))
         try:
-            trial.set_user_attr("record", record)
+            self.store(trial, record)
         except optuna.exceptions.UpdateFinishedTrialError:
             self._stale = True
             raise StaleTrial(f"{self.name}#{trial.number} was failed as stale by another worker while it "
@@ -239,11 +286,19 @@ class ArmRunner:
             self.on_trial(phase, record)
         return self.tell(trial, record)
 
+    def store(self, trial: optuna.Trial, record: dict[str, Any]) -> None:
+        """Keep ``record`` whole in the trial's system attrs and its summary in the user attrs (what
+        optuna-dashboard shows, under its 1,024-character cut: :func:`suite.record.summary`)."""
+        study_id = self.storage.get_study_id_from_name(trial.study.study_name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        self.storage.set_trial_system_attr(trial_id, rec.RECORD, record)
+        trial.set_user_attr(rec.RESULT, rec.summary(record))
+
     def tell(self, trial: optuna.Trial, record: dict[str, Any]) -> float:
         """The objective's answer for a stored record: its value, or the exception that leaves the
         trial in the Optuna state of its status (:data:`suite.record.OPTUNA_STATE`)."""
         if not is_result(record):  # stopped by the user, or the disk: a copy with its params is redone
-            requeue(self.study, frozen(self.study, trial.number))
+            requeue(trial.study, frozen(trial.study, trial.number))
             if record["status"] == Status.INTERRUPTED:
                 raise KeyboardInterrupt(f"{self.name}#{trial.number}")
         if record["status"] == Status.PRUNED:
@@ -253,10 +308,11 @@ class ArmRunner:
             raise TrialFailed(f"{self.name}#{trial.number}: {record['status']}: {record.get('error')}")
         return value
 
-    def _optimize_one(self) -> None:
+    def _optimize_one(self, study: optuna.Study | None = None) -> None:
         self._stale = False
         try:
-            self.study.optimize(self.objective, n_trials=1, catch=(TrialFailed, SurplusTrial, StaleTrial))
+            (study or self.study).optimize(self.objective, n_trials=1,
+                                           catch=(TrialFailed, SurplusTrial, StaleTrial))
         except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             if not self._stale:
                 raise
@@ -282,7 +338,8 @@ class ArmRunner:
         if not candidates or self.profile.confirm_seeds == 0:
             return DONE
         seeds = self.profile.confirm_seed_list(self.study_index)
-        confirm = [t for t in trials if phase_of(t) == PHASE_CONFIRM and not t.user_attrs.get("surplus")]
+        confirm = [t for t in confirm_trials(self.study, self.confirm) if not t.user_attrs.get("surplus")]
+        waiting = any(t.state == TrialState.WAITING for t in self.confirm.get_trials(deepcopy=False))
         key = {t.number: (t.user_attrs.get("candidate"), t.user_attrs.get("seed")) for t in confirm}
         done = {key[t.number] for t in confirm if is_done(t)}
         missing = [(c.number, s) for c in candidates for s in seeds if (c.number, s) not in done]
@@ -290,7 +347,7 @@ class ArmRunner:
             self.choose(candidates, [t for t in confirm if is_done(t)])
             return DONE
         if waiting:
-            self._optimize_one()  # an enqueued claim (ours, or left by a killed process)
+            self._optimize_one(self.confirm)  # an enqueued claim (ours, or left by a killed process)
             return RAN
         running = {key[t.number] for t in confirm if t.state == TrialState.RUNNING}
         free = [m for m in missing if m not in running]
@@ -298,10 +355,10 @@ class ArmRunner:
             return WAIT
         number, seed = free[0]
         cand = next(c for c in candidates if c.number == number)
-        self.study.enqueue_trial(cand.params, user_attrs={
+        self.confirm.enqueue_trial(cand.params, user_attrs={
             "phase": PHASE_CONFIRM, "seed": seed, "candidate": number,
             "candidate_defaults": bool(cand.user_attrs.get("defaults"))})
-        self._optimize_one()
+        self._optimize_one(self.confirm)
         return RAN
 
     def candidates(self) -> list[FrozenTrial]:
@@ -357,10 +414,12 @@ class ArmRunner:
 
         choice = min(candidates, key=key)  # candidates are in tuning order: best first on full ties
         self.study.set_user_attr("confirm_choice", choice.number)
+        self.confirm.set_user_attr("confirm_choice", choice.number)  # shown beside the runs it chose among
 
     def running(self) -> int:
         """Trials of this arm running now (on any worker)."""
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        return sum(len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+                   for s in (self.study, self.confirm))
 
     def run(self, wait_s: float = 2.0) -> None:
         """This arm's whole protocol: tune to budget, then confirm (waits on other workers)."""
@@ -394,4 +453,5 @@ def run_arms(runners: Sequence[ArmRunner], *, start: int = 0, wait_s: float = 2.
                 for i in range(n):
                     if i not in finished:
                         fail_dead_trials(runners[i].study, runners[i].storage)
+                        fail_dead_trials(runners[i].confirm, runners[i].storage)
                 time.sleep(wait_s)

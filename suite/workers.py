@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
-from suite.record import FAILED_TRIAL, RECORD, RETRY_HISTORY, WORKER
+from suite.record import FAILED_TRIAL, RECORD, RESULT, RETRY_HISTORY, WORKER
 
 HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S, MAX_RETRY = 10, 30, 2
 ORPHAN_AFTER_S = 120  # a RUNNING trial without a worker attr for this long has no live owner
@@ -80,7 +80,7 @@ def frozen(study: Any, number: int) -> Any:
 
 def requeue(study: Any, trial: Any) -> None:
     """Enqueue a copy of a dead (or interrupted) trial with the same params and attrs, at most
-    ``MAX_RETRY`` times; the copy drops the ``worker`` and ``record`` attrs."""
+    ``MAX_RETRY`` times; the copy drops the ``worker``, ``record`` and ``result`` attrs."""
     import optuna
     from optuna.trial import TrialState
 
@@ -89,7 +89,7 @@ def requeue(study: Any, trial: Any) -> None:
         return
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs={k: v for k, v in trial.user_attrs.items() if k not in (WORKER, RECORD)},
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k not in (WORKER, RECORD, RESULT)},
         system_attrs={FAILED_TRIAL: trial.system_attrs.get(FAILED_TRIAL, trial.number),
                       RETRY_HISTORY: history},
     ))

@@ -22,7 +22,7 @@ def test_export_writes_one_row_per_stored_trial(tmp_path):
     result = run_benchmark(load_profile(str(TINY)), out_dir=tmp_path / "run", report=False)
     store = open_storage(result.storage, heartbeat=False)
     n_trials = sum(len(optuna.load_study(study_name=s.study_name, storage=store).trials)
-                   for s in optuna.get_all_study_summaries(store))
+                   for s in optuna.get_all_study_summaries(store))  # the confirm studies' trials too
     runner = CliRunner()
     for name in ("trials.parquet", "trials.csv"):
         done = runner.invoke(app, ["export", str(tmp_path / "run"), "--out", str(tmp_path / name)])

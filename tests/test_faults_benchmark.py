@@ -25,6 +25,7 @@ from suite.cli import app
 from suite.module import SuiteModule
 from suite.profile import parse_profile
 from suite.storage import open_storage
+from tests.arms import ArmStudy, record, tuning_summaries
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +37,9 @@ ONE_ARM = {"name": "faults", "tune_trials": 3, "confirm_seeds": 1, "confirm_cand
 
 
 def trials_of(result) -> list[optuna.trial.FrozenTrial]:
+    """The arm's trials: the tuning study's, then its confirm study's."""
     (name,) = result.studies
-    return optuna.load_study(study_name=name, storage=open_storage(result.storage, heartbeat=False)).get_trials()
+    return ArmStudy(open_storage(result.storage, heartbeat=False), name).get_trials()
 
 
 def inject(monkeypatch, fault, on_calls: set[int]) -> None:
@@ -88,12 +90,12 @@ def test_a_faulty_trial_is_recorded_and_the_arm_completes_its_budget(tmp_path, m
     trials = trials_of(result)
     assert len(trials) == 4  # 3 tune + 1 confirm: the faulty trial was not retried
     bad = trials[1]
-    record = bad.user_attrs["record"]
-    assert bad.state == TrialState.FAIL and record["status"] == status
-    assert record["error"].startswith(error)
-    assert all(record.get(k) == v for k, v in extra.items()), record
+    rec = record(bad)
+    assert bad.state == TrialState.FAIL and rec["status"] == status
+    assert rec["error"].startswith(error)
+    assert all(rec.get(k) == v for k, v in extra.items()), rec
     if status == "failed":
-        assert error.split(": ", 1)[1][:20] in record["traceback"]
+        assert error.split(": ", 1)[1][:20] in rec["traceback"]
     tune = [t for t in trials if phase_of(t) == PHASE_TUNE]
     assert len(done_tune(optuna.load_study(study_name=result.studies[0],
                                            storage=open_storage(result.storage, heartbeat=False)))) == 3
@@ -114,7 +116,7 @@ def test_a_file_system_fault_in_a_trial_is_redone_with_the_same_params_and_not_c
     result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False)
     trials = trials_of(result)
     bad = trials[1]
-    assert bad.state == TrialState.FAIL and bad.user_attrs["record"]["error_kind"] == "environment"
+    assert bad.state == TrialState.FAIL and record(bad)["error_kind"] == "environment"
     assert not is_done(bad)
     (redo,) = [t for t in trials if t.system_attrs.get("failed_trial") == bad.number]
     assert redo.state == TrialState.COMPLETE and redo.params == bad.params
@@ -131,7 +133,7 @@ def test_every_trial_diverging_ends_the_arm_instead_of_retrying_forever(tmp_path
     inject(monkeypatch, nan_loss, on_calls={1, 2, 3, 4, 5, 6})
     result = run_benchmark(parse_profile(ONE_ARM), out_dir=tmp_path / "run", report=False)
     trials = trials_of(result)
-    assert [t.user_attrs["record"]["status"] for t in trials] == ["diverged"] * 4
+    assert [record(t)["status"] for t in trials] == ["diverged"] * 4
     assert all(t.state == TrialState.FAIL for t in trials)
     assert [t.user_attrs.get("phase") for t in trials] == ["tune"] * 3 + ["confirm"]
     assert trials[3].params == trials[0].params and trials[0].user_attrs.get("defaults")
@@ -169,7 +171,7 @@ def test_a_failing_energy_tracker_leaves_every_trial_complete(tmp_path, monkeypa
     expected = {"start": "codecarbon unavailable: RuntimeError: forced tracker failure",
                 "stop": "codecarbon stop failed: RuntimeError: forced tracker failure"}[where]
     for t in trials:
-        energy = t.user_attrs["record"]["energy"]
+        energy = record(t)["energy"]
         assert energy["kwh"] is None and energy["error"] == expected
     rows = list(csv.DictReader((tmp_path / "run" / "emissions.csv").open()))
     assert len(rows) == 4 and {r["error"] for r in rows} == {expected}
@@ -194,7 +196,7 @@ def test_failing_tracking_writes_never_lose_a_finished_trial(tmp_path, monkeypat
     trials = trials_of(result)
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:
-        errors = t.user_attrs["record"]["tracking_errors"]
+        errors = record(t)["tracking_errors"]
         assert errors == ["emissions.csv: OSError: [Errno 28] No space left on device",
                           "wandb: RuntimeError: wandb exploded"]
 
@@ -269,7 +271,7 @@ def test_storage_url_with_a_password_is_masked_everywhere(postgres_url, tmp_path
         blob = p.read_bytes()
         assert secret.encode() not in blob and key.encode() not in blob, p
     store = open_storage(url, heartbeat=False)
-    for summary in optuna.get_all_study_summaries(store):
+    for summary in tuning_summaries(store):
         study = optuna.load_study(study_name=summary.study_name, storage=store)
         blob = json.dumps([study.user_attrs, [(t.user_attrs, t.system_attrs) for t in study.get_trials()]],
                           default=str)

@@ -13,6 +13,8 @@ import optuna
 import pytest
 import yaml
 
+from tests.arms import ArmStudy, record, tuning_summaries
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--task", "digits", "--family", "mlp", "--epochs", "1", "--param", "width=16", "--param", "depth=1",
         "--device", "cpu"]
@@ -121,9 +123,9 @@ def test_wandb_that_cannot_start_is_a_tracking_error_with_one_warning_and_no_opt
     failed = [ln for ln in done.stderr.splitlines() if "/sgd/none tune seed 0: failed" in ln]
     assert len(failed) == 2 and all(ln.endswith("RuntimeError: forced failure in the step") for ln in failed)
     store = optuna.storages.RDBStorage(f"sqlite:///{out / 'optuna.db'}")
-    studies = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
+    studies = {s.study_name: s for s in tuning_summaries(store)}
     (adam,) = [n for n in studies if "/adam/" in n]
-    trials = optuna.load_study(study_name=adam, storage=store).get_trials()
+    trials = ArmStudy(store, adam).get_trials()
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
     for t in trials:
-        assert t.user_attrs["record"]["tracking_errors"][0].startswith("wandb: NotADirectoryError")
+        assert record(t)["tracking_errors"][0].startswith("wandb: NotADirectoryError")

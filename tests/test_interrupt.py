@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from suite.accounting import PHASE_TUNE, is_done, phase_of
 from suite.storage import open_storage
+from tests.arms import ArmStudy, record, tuning_summaries
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = {"name": "stop", "tune_trials": 2, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",
@@ -29,8 +30,8 @@ PROFILE = {"name": "stop", "tune_trials": 2, "confirm_seeds": 1, "confirm_candid
 def trials(out: Path) -> list[optuna.trial.FrozenTrial]:
     try:
         store = open_storage(f"sqlite:///{out / 'optuna.db'}", heartbeat=False)
-        (summary,) = optuna.get_all_study_summaries(store)
-        return optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
+        (summary,) = tuning_summaries(store)
+        return ArmStudy(store, summary.study_name).get_trials()
     except Exception:
         return []
 
@@ -60,11 +61,11 @@ def test_sigterm_mid_trial_records_it_as_interrupted_and_the_rerun_redoes_it(tmp
     assert "Traceback" not in err
     assert not (out / ".lock").exists()  # the run folder's lock is released however the run stops
     stopped = {t.number: t for t in trials(out)}[1]
-    assert stopped.state == TrialState.FAIL and stopped.user_attrs["record"]["status"] == "interrupted"
+    assert stopped.state == TrialState.FAIL and record(stopped)["status"] == "interrupted"
     assert not is_done(stopped)
     waiting = [t for t in trials(out) if t.state == TrialState.WAITING]
     assert [t.params for t in waiting] == [stopped.params]  # requeued with the same params
-    assert "record" not in waiting[0].user_attrs  # the copy starts clean: no result before it ran
+    assert record(waiting[0]) is None  # the copy starts clean: no result before it ran
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     done = [t for t in trials(out) if is_done(t)]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -20,6 +19,8 @@ from suite.energy import APPORTION_PENDING, apportion
 from suite.errors import SuiteError
 from suite.jobs import JOURNAL, auto_jobs, job_envs, run_storage
 from suite.storage import open_storage
+from tests.arms import ArmStudy, record, tuning_summaries
+from tests.wandb_reader import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = {"name": "jobs", "tune_trials": 3, "confirm_seeds": 2, "confirm_candidates": 1, "pruner": "none",
@@ -93,8 +94,8 @@ def test_two_jobs_keep_exact_budgets_and_apportion_the_machine_energy(tmp_path):
     measured = [json.loads(ln) for ln in (out / "energy_runs.jsonl").read_text().splitlines()]
     assert len(measured) == 1 and measured[0]["kwh"] > 0
     shares, workers = 0.0, set()
-    for s in optuna.get_all_study_summaries(store):
-        study = optuna.load_study(study_name=s.study_name, storage=store)
+    for s in tuning_summaries(store):
+        study = ArmStudy(store, s.study_name)
         trials = study.get_trials()
         counted = [t for t in trials if not t.user_attrs.get("surplus")]
         assert all(t.state == TrialState.COMPLETE for t in counted), s.study_name
@@ -102,13 +103,22 @@ def test_two_jobs_keep_exact_budgets_and_apportion_the_machine_energy(tmp_path):
         seeds = sorted(t.user_attrs["seed"] for t in counted if phase_of(t) == PHASE_CONFIRM)
         assert seeds == [1, 2]  # each confirm seed exactly once
         assert len({json.dumps(t.params, sort_keys=True) for t in counted if phase_of(t) == PHASE_TUNE}) == 3
-        ap = study.user_attrs["energy_apportioned"]
-        for t in counted:
-            rec = t.user_attrs["record"]
-            assert rec["energy"]["method"] == APPORTION_PENDING and rec["torch_threads"] == 1
-            assert ap[str(t.number)]["method"].startswith("apportioned")
-            workers.add(rec["worker"])
-        shares += sum(v["kwh"] for v in ap.values())
+        for optuna_study, phase in ((study.tuning, PHASE_TUNE), (study.confirm, PHASE_CONFIRM)):
+            ap = optuna_study.user_attrs["energy_apportioned"]  # each study keeps its trials' shares
+            for t in (t for t in counted if phase_of(t) == phase):
+                rec = record(t)
+                assert rec["energy"]["method"] == APPORTION_PENDING and rec["torch_threads"] == 1
+                assert ap[str(t.number)]["method"].startswith("apportioned")
+                workers.add(rec["worker"])
+                # its W&B run, read back with wandb's own reader, carries its share and `chosen`
+                run = read_run(next((out / rec["wandb_run"]).glob("run-*.wandb")))
+                assert run["summary"]["energy/kwh"] == pytest.approx(ap[str(t.number)]["kwh"])
+                assert run["summary"]["energy/method"].startswith("apportioned")
+                choice = study.user_attrs["confirm_choice"]
+                assert run["config"]["chosen"] == (rec.get("candidate") == choice if phase == PHASE_CONFIRM
+                                                   else t.number == choice)
+                assert run["config"]["optuna_study"] == optuna_study.study_name
+            shares += sum(v["kwh"] for v in ap.values())
     assert shares == pytest.approx(measured[0]["kwh"], rel=0.05)
     # at most the 2 jobs ran trials (on a loaded machine one job may finish these tiny trials before
     # the other has imported torch: budgets must stay exact either way)
@@ -121,9 +131,9 @@ def test_two_jobs_keep_exact_budgets_and_apportion_the_machine_energy(tmp_path):
     assert (data.trials["energy_method"].str.startswith("apportioned")).all()
     # emissions.csv: one row per trial that ran, with its share, in CodeCarbon's column names
     rows = list(csv.DictReader((out / "emissions.csv").open()))
-    ran = sum(1 for s in optuna.get_all_study_summaries(store) for t in
-              optuna.load_study(study_name=s.study_name, storage=store).get_trials()
-              if (t.user_attrs.get("record") or {}).get("energy"))
+    ran = sum(1 for s in tuning_summaries(store) for t in
+              ArmStudy(store, s.study_name).get_trials()
+              if (record(t) or {}).get("energy"))
     assert len(rows) == ran
     assert sum(float(r["energy_consumed"]) for r in rows) == pytest.approx(measured[0]["kwh"], rel=0.05)
     assert {r["tracking_mode"] for r in rows} == {"machine, apportioned"} and all(r["codecarbon_version"]
@@ -150,8 +160,8 @@ def test_ctrl_c_stops_every_job_keeps_the_results_and_the_rerun_finishes_exactly
     def complete() -> int:
         try:
             store = open_storage(str(out / JOURNAL))
-            return sum(t.state == TrialState.COMPLETE for s in optuna.get_all_study_summaries(store)
-                       for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials())
+            return sum(t.state == TrialState.COMPLETE for s in tuning_summaries(store)
+                       for t in ArmStudy(store, s.study_name).get_trials())
         except Exception:
             return 0
 
@@ -170,9 +180,9 @@ def test_ctrl_c_stops_every_job_keeps_the_results_and_the_rerun_finishes_exactly
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     store = open_storage(str(out / JOURNAL))
-    for s in optuna.get_all_study_summaries(store):
-        counted = [t for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials()
-                   if is_done(t) and "record" in t.user_attrs]
+    for s in tuning_summaries(store):
+        counted = [t for t in ArmStudy(store, s.study_name).get_trials()
+                   if is_done(t) and record(t) is not None]
         assert sum(phase_of(t) == PHASE_TUNE for t in counted) == 3, s.study_name
         assert sorted(t.user_attrs["seed"] for t in counted if phase_of(t) == PHASE_CONFIRM) == [1, 2]
 

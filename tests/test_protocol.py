@@ -25,14 +25,14 @@ from suite.search import defaults_point, make_pruner, tuned_params
 from suite.storage import open_storage
 from suite.tune import ArmRunner, open_study
 from tasks import TASKS
+from tests.arms import ArmStudy, arm_studies, record
 
 TINY = Path(__file__).parent / "profiles" / "tiny.yaml"
 
 
-def studies(url: str) -> list[optuna.Study]:
-    store = open_storage(url, heartbeat=False)
-    return [optuna.load_study(study_name=s.study_name, storage=store)
-            for s in optuna.get_all_study_summaries(store)]
+def studies(url: str) -> list[ArmStudy]:
+    """Every arm study, its confirm runs among its trials."""
+    return arm_studies(url)
 
 
 def profile(**over) -> dict:
@@ -153,12 +153,12 @@ def test_trial_zero_of_every_arm_is_its_defaults(tmp_path):
         trials = sorted(study.get_trials(), key=lambda t: t.number)
         first = trials[0]
         arm = next(a for a in prof.arms if a.study_name("proto") == study.study_name)
-        assert first.user_attrs.get("defaults") is True and first.user_attrs["record"]["defaults"] is True
+        assert first.user_attrs.get("defaults") is True and record(first)["defaults"] is True
         assert first.params == pytest.approx(defaults_point(arm, "core"))
-        record = first.user_attrs["record"]
-        assert record["params"]["lr"] == OPTIMIZERS.get(arm.optimizer).params[0].default
-        assert record["params"]["dropout"] == 0.2 and record["params"]["depth"] == 3
-        assert record["space"] == "core"
+        rec = record(first)
+        assert rec["params"]["lr"] == OPTIMIZERS.get(arm.optimizer).params[0].default
+        assert rec["params"]["dropout"] == 0.2 and rec["params"]["depth"] == 3
+        assert rec["space"] == "core"
         assert not any(t.user_attrs.get("defaults") for t in trials[1:])
         assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)
         best = max(t.value for t in trials if t.value is not None)
@@ -174,7 +174,7 @@ def test_a_second_defaults_trial_of_a_racing_worker_is_surplus(tmp_path):
     store = open_storage(f"sqlite:///{tmp_path / 'x.db'}")
     study = open_study(store, prof, prof.arms[0])
     study.enqueue_trial(defaults_point(prof.arms[0], "core"), user_attrs={"phase": "tune", "defaults": True})
-    runner = ArmRunner(prof, prof.arms[0], study, device="cpu")
+    runner = ArmRunner(prof, prof.arms[0], study, device="cpu", storage=store)
     while runner.step() != "done":
         pass
     trials = study.get_trials()
@@ -220,8 +220,9 @@ def test_resume_draws_no_params_twice(tmp_path):
     url = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
     (tmp_path / "run").mkdir()
     for stop_after in (3, 11):  # one stop inside the Sobol start-up, one inside TPE
-        study = open_study(open_storage(url), prof, prof.arms[0])
-        runner = ArmRunner(prof, prof.arms[0], study, device="cpu")
+        store = open_storage(url)
+        study = open_study(store, prof, prof.arms[0])
+        runner = ArmRunner(prof, prof.arms[0], study, device="cpu", storage=store)
         while sum(phase_of(t) == "tune" and t.state.is_finished() for t in study.get_trials()) < stop_after:
             runner.step()
     run_benchmark(prof, out_dir=tmp_path / "run", report=False)
@@ -255,7 +256,7 @@ def test_the_defaults_are_confirmed_beside_the_best_and_the_better_on_confirm_va
             (c, s) for c in cands for s in (1, 2))
         for t in confirm:
             assert t.params == next(x for x in tune if x.number == t.user_attrs["candidate"]).params
-            assert t.user_attrs["record"]["candidate"] == t.user_attrs["candidate"]
+            assert record(t)["candidate"] == t.user_attrs["candidate"]
         mean = {c: sum(t.value for t in confirm if t.user_attrs["candidate"] == c) / 2 for c in cands}
         choice = study.user_attrs["confirm_choice"]
         assert mean[choice] == max(mean.values())  # chosen on confirm validation, never on test
@@ -275,7 +276,7 @@ def test_the_report_compares_the_chosen_candidate_only(tmp_path):
     chosen = study.user_attrs["confirm_choice"]
     assert len(frame[frame["phase"] == "confirm"]) == 2 and len(rows) == 1
     (number,) = rows["number"]
-    assert study.trials[number].user_attrs["candidate"] == chosen
+    assert study.confirm.trials[number].user_attrs["candidate"] == chosen  # in the arm's confirm study
 
 
 # ------------------------------------------------------------------------------------ studies
@@ -304,9 +305,9 @@ def test_independent_studies_per_arm_with_their_own_streams_and_seeds_shared_acr
         tune = [t for t in s.trials if phase_of(t) == "tune"]
         confirm = [t for t in s.trials if phase_of(t) == "confirm"]
         assert len(tune) == 3 and len(confirm) == 1  # exact budgets per study
-        assert {t.user_attrs["record"]["seed"] for t in tune} == {k * 10**6}
-        assert confirm[0].user_attrs["record"]["seed"] == k + 1
-        assert all(t.user_attrs["record"]["study_index"] == k for t in s.trials)
+        assert {record(t)["seed"] for t in tune} == {k * 10**6}
+        assert record(confirm[0])["seed"] == k + 1
+        assert all(record(t)["study_index"] == k for t in s.trials)
         draws.setdefault(k, []).append(unit(s, "lr"))
     assert len({prof.study_sampler_seed(k) for k in range(3)}) == 3
     for adam, sgd in draws.values():

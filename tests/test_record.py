@@ -4,6 +4,8 @@ failure, salvages what ran and cleans up."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -80,3 +82,18 @@ def test_outcome_lets_configuration_errors_through_and_still_times():
     with pytest.raises(SuiteError), outcome(record, reraise=(SuiteError,)):
         raise SuiteError("bad config")
     assert "status" not in record and record["wall_s"] >= 0
+
+
+def test_the_summary_a_dashboard_shows_is_whole_json_under_its_cut():
+    """optuna-dashboard cuts a JSON attr at 1,024 characters: the summary stays under it however long
+    the error, and keeps what a dashboard user reads first."""
+    from suite.record import DASHBOARD_ATTR_LIMIT, summary
+
+    record = {"status": "failed", "task_info": {"metric": "accuracy"}, "error": "RuntimeError: " + "x" * 5000,
+              "metrics": {"val/accuracy": 0.5, "test/accuracy": 0.4}, "epochs_run": 2, "wall_s": 1.5,
+              "energy": {"kwh": 1e-5, "method": "measured"}, "curves": {"val/accuracy": [0.1] * 500}}
+    out = summary(record)
+    assert len(json.dumps(out)) <= DASHBOARD_ATTR_LIMIT
+    assert out["error"].startswith("RuntimeError: xx") and out["error"].endswith("...")
+    assert (out["val"], out["test"], out["kwh"], out["status"]) == (0.5, 0.4, 1e-5, "failed")
+    assert "curves" not in out

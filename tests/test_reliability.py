@@ -28,6 +28,7 @@ from suite.journal import is_record, repair_torn_tail
 from suite.profile import parse_profile
 from suite.runlock import LOCK, run_lock
 from suite.storage import RUN_DB, RUN_JOURNAL, open_storage
+from tests.arms import ArmStudy, record, tuning_summaries
 
 ROOT = Path(__file__).resolve().parent.parent
 REL = {"name": "rel", "tune_trials": 2, "confirm_seeds": 1, "confirm_candidates": 1, "pruner": "none",
@@ -68,7 +69,7 @@ def finished(path: Path) -> dict[tuple[str, int], tuple]:
     """(study, number) -> (state, value, params, seed) of every finished trial Optuna reads in ``path``."""
     store = open_storage(str(path), write=False)
     out = {}
-    for s in optuna.get_all_study_summaries(store):
+    for s in optuna.get_all_study_summaries(store):  # confirm studies too, under their own names
         for t in optuna.load_study(study_name=s.study_name, storage=store).get_trials():
             if t.state.is_finished():
                 out[(s.study_name, t.number)] = (t.state, t.value, t.params, t.user_attrs.get("seed"))
@@ -77,9 +78,9 @@ def finished(path: Path) -> dict[tuple[str, int], tuple]:
 
 def counted(storage: str) -> list[optuna.trial.FrozenTrial]:
     store = open_storage(storage, write=False)
-    (summary,) = optuna.get_all_study_summaries(store)
-    return [t for t in optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
-            if not t.user_attrs.get("surplus") and t.state.is_finished() and "record" in t.user_attrs]
+    (summary,) = tuning_summaries(store)
+    return [t for t in ArmStudy(store, summary.study_name).get_trials()
+            if not t.user_attrs.get("surplus") and t.state.is_finished() and record(t) is not None]
 
 
 def assert_exact_budget(storage: str) -> None:
@@ -116,7 +117,7 @@ def written(tmp_path_factory, profile) -> bytes:
 def record_line(lines: list[bytes], trial_id: int) -> int:
     """Index of the line that stores trial ``trial_id``'s record (the longest line of a trial)."""
     return next(i for i, line in enumerate(lines)
-                if b'"user_attr":{"record":' in line and f'"trial_id":{trial_id},'.encode() in line)
+                if b'"system_attr":{"record":' in line and f'"trial_id":{trial_id},'.encode() in line)
 
 
 def cut(data: bytes, case: str) -> bytes:
@@ -128,7 +129,8 @@ def cut(data: bytes, case: str) -> bytes:
         "last-newline-missing": data[:-1],
         "mid-record": head + rec[: len(rec) // 2],  # killed while writing trial 1's record
         "torn-then-newline": head + rec[: len(rec) // 2] + b"\n",  # a last line that is not JSON
-        "after-a-newline": b"".join(lines[: r + 2]),  # right after trial 1 completed: nothing torn
+        # record, then its summary (user attr "result"), then the COMPLETE state: cut right after it
+        "after-a-newline": b"".join(lines[: r + 3]),
         "inside-first-line": lines[0][:25],
     }[case]
 

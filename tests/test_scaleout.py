@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from suite.accounting import PHASE_CONFIRM, PHASE_TUNE, phase_of
 from suite.storage import mask_url, open_storage
+from tests.arms import ArmStudy, record, tuning_summaries
 from tests.postgres import fresh_database, postgres_url  # noqa: F401  (session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,8 @@ def worker_env(home: Path) -> dict[str, str]:
 
 def all_trials(url: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
     store = open_storage(url, heartbeat=False)
-    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=store).get_trials()
-            for s in optuna.get_all_study_summaries(store)}
+    return {s.study_name: ArmStudy(store, s.study_name).get_trials()
+            for s in tuning_summaries(store)}
 
 
 def running_trial_of(url: str, pids: set[int], min_age_s: float) -> optuna.trial.FrozenTrial | None:
@@ -130,9 +131,9 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
             if "failed_trial" in t.system_attrs:
                 requeues.append((name, t))
             if t.user_attrs.get("surplus"):
-                assert "record" not in t.user_attrs and t.state == TrialState.FAIL
+                assert record(t) is None and t.state == TrialState.FAIL
                 continue
-            if t.state == TrialState.FAIL and "record" not in t.user_attrs:
+            if t.state == TrialState.FAIL and record(t) is None:
                 lost.append((name, t.number))
             key = (name, phase_of(t), t.user_attrs["seed"], json.dumps(t.params, sort_keys=True))
             started.setdefault(key, []).append(t.number)
@@ -148,15 +149,15 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
         # a live worker claimed the freed slot with a new trial between the stale failure and the
         # requeue (optuna fails the trial, then enqueues its copy): the copy is surplus, the budget
         # stays exact and the victim's slot was redone by that new trial
-        assert requeue.state == TrialState.FAIL and "record" not in requeue.user_attrs, table
+        assert requeue.state == TrialState.FAIL and record(requeue) is None, table
         # (a tune slot draws new params; a confirm slot re-runs the same params and seed)
         assert len(repeated) <= 1 and all(len(v) == 2 and victim.number in v for v in repeated.values())
     else:
         assert requeue.state == TrialState.COMPLETE and requeue.params == victim.params
-        assert requeue.user_attrs["record"]["retry_of"] == victim.number
+        assert record(requeue)["retry_of"] == victim.number
         assert requeue.user_attrs["worker"] != victim.user_attrs["worker"]
         assert list(repeated.values()) == [sorted([victim.number, requeue.number])], repeated
-    workers = {t.user_attrs["worker"] for ts in studies.values() for t in ts if "record" in t.user_attrs}
+    workers = {t.user_attrs["worker"] for ts in studies.values() for t in ts if record(t) is not None}
     assert len(workers) >= 2  # the work was shared
 
     # the password is masked or absent everywhere: output, records, attrs, local files, report
@@ -168,7 +169,7 @@ def test_three_workers_one_killed_share_the_matrix_exactly(postgres_url, tmp_pat
             blob = json.dumps([t.user_attrs, t.system_attrs, t.params], default=str)
             assert SECRET not in blob
     store = open_storage(url, heartbeat=False)
-    for s in optuna.get_all_study_summaries(store):
+    for s in tuning_summaries(store):
         assert SECRET not in json.dumps(s.user_attrs, default=str)
     files = [f for f in tmp_path.rglob("*") if f.is_file() and f.suffix not in (".out", ".err")]
     assert any(f.name == "emissions.csv" for f in files) and any(f.suffix == ".wandb" for f in files)
@@ -190,7 +191,7 @@ def killed_trial(studies: dict[str, list[optuna.trial.FrozenTrial]], worker: str
     record nor a surplus mark. (The trial seen RUNNING before the kill may have finished in the
     milliseconds before the signal; the worker then died in its next trial.)"""
     (killed,) = [(name, t) for name, ts in studies.items() for t in ts
-                 if t.user_attrs.get("worker") == worker and "record" not in t.user_attrs
+                 if t.user_attrs.get("worker") == worker and record(t) is None
                  and not t.user_attrs.get("surplus")]
     return killed
 
@@ -250,7 +251,7 @@ def test_journal_file_workers_on_one_machine_survive_a_killed_worker(tmp_path):
         assert sum(phase_of(t) == PHASE_CONFIRM for t in done) == 1, name
         for t in trials:
             if t.state == TrialState.FAIL and not t.user_attrs.get("surplus"):
-                assert (name, t.number) == (victim_study, victim.number) and "record" not in t.user_attrs
+                assert (name, t.number) == (victim_study, victim.number) and record(t) is None
         requeues += [t for t in trials if "failed_trial" in t.system_attrs]
     (requeue,) = requeues
     assert requeue.system_attrs["failed_trial"] == victim.number and requeue.params == victim.params

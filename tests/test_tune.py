@@ -16,14 +16,14 @@ from suite.benchmark import run_benchmark
 from suite.errors import SuiteError
 from suite.profile import builtin_profiles, load_profile, parse_profile
 from suite.storage import mask_url, open_storage
+from tests.arms import ArmStudy, arm_studies, record
 
 TINY = Path(__file__).parent / "profiles" / "tiny.yaml"
 
 
-def studies(url: str) -> list[optuna.Study]:
-    store = open_storage(url, heartbeat=False)
-    return [optuna.load_study(study_name=s.study_name, storage=store)
-            for s in optuna.get_all_study_summaries(store)]
+def studies(url: str) -> list[ArmStudy]:
+    """Every arm study, its confirm runs among its trials."""
+    return arm_studies(url)
 
 
 def test_builtin_profiles_load_and_resolve():
@@ -104,14 +104,14 @@ def test_benchmark_runs_the_protocol_and_stores_every_record(tmp_path):
         best = max((t for t in tune if t.value is not None), key=lambda t: t.value)
         assert confirm[0].params == best.params and confirm[0].user_attrs["seed"] == 1
         for t in trials:
-            record = t.user_attrs["record"]
-            assert record["arm"] == study.study_name and record["phase"] == phase_of(t)
-            assert record["params"]["width"] == 16  # fixed by the profile, never tuned
+            rec = record(t)
+            assert rec["arm"] == study.study_name and rec["phase"] == phase_of(t)
+            assert rec["params"]["width"] == 16  # fixed by the profile, never tuned
             assert "width" not in t.params and "lr" in t.params
-            assert t.value == pytest.approx(record["metrics"]["val/accuracy"])
+            assert t.value == pytest.approx(rec["metrics"]["val/accuracy"])
             # every epoch reported, also without a pruner (learning curves in optuna-dashboard)
             assert [t.intermediate_values[e] for e in sorted(t.intermediate_values)] == \
-                pytest.approx(record["curves"]["val/accuracy"])
+                pytest.approx(rec["curves"]["val/accuracy"])
 
 
 def test_pruning_happens_where_it_should(tmp_path):
@@ -127,36 +127,55 @@ def test_pruning_happens_where_it_should(tmp_path):
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned
     for t in pruned:
-        record = t.user_attrs["record"]
-        assert record["status"] == "pruned" and record["epochs_run"] < 6
+        rec = record(t)
+        assert rec["status"] == "pruned" and rec["epochs_run"] < 6
         assert t.number >= 5  # 5 start-up trials are never pruned
-        assert record["epochs_run"] >= 3  # a warm-up of a third of the epochs (steps 0-1), then pruned
+        assert rec["epochs_run"] >= 3  # a warm-up of a third of the epochs (steps 0-1), then pruned
         assert len(t.intermediate_values) >= 3  # reported every epoch up to the prune
     assert len(done_tune(study)) == 12
 
 
-def test_dashboard_wsgi_app_lists_the_studies(tmp_path):
+def test_optuna_dashboard_shows_tuning_studies_whose_best_is_a_tuning_trial_with_curves_and_whole_attrs(tmp_path):
+    """optuna-dashboard's own API on a finished run: every tuning study's best trial is a tuning trial
+    (the confirm runs are in the arm's confirm study), every trial has its learning curve, and no attr
+    is longer than the dashboard shows (it cuts at 1,024 characters: a record there was broken JSON)."""
     from optuna_dashboard import wsgi
 
     profile = load_profile(str(TINY))
     result = run_benchmark(profile, out_dir=tmp_path / "run", report=False)
     app = wsgi(open_storage(result.storage, heartbeat=False))
-    environ: dict = {}
-    setup_testing_defaults(environ)
-    environ["PATH_INFO"] = "/api/studies"
-    status: list[str] = []
-    body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
-    assert status[0].startswith("200")
-    summaries = json.loads(body)["study_summaries"]
+
+    def get(path: str) -> dict:
+        environ: dict = {}
+        setup_testing_defaults(environ)
+        environ["PATH_INFO"] = path
+        status: list[str] = []
+        body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
+        assert status[0].startswith("200"), (path, status)
+        return json.loads(body)
+
+    summaries = get("/api/studies")["study_summaries"]
     names = {s["study_name"] for s in summaries}
-    assert names == {"tiny/digits/mlp/adam/none", "tiny/digits/mlp/sgd/none"}
-    for summary in summaries:  # every confirm run's learning curve reaches the dashboard
-        environ["PATH_INFO"] = f"/api/studies/{summary['study_id']}"
-        study = json.loads(b"".join(app(environ, lambda s, h, *a: None)))
-        epochs = profile.arms[0].epochs
-        confirm = [t for t in study["trials"]
-                   if any(a["key"] == "phase" and "confirm" in a["value"] for a in t["user_attrs"])]
-        assert confirm and all(len(t["intermediate_values"]) == epochs for t in confirm), study["trials"]
+    arms = {"tiny/digits/mlp/adam/none", "tiny/digits/mlp/sgd/none"}
+    assert names == arms | {f"{n}/confirm" for n in arms}
+    epochs = profile.arms[0].epochs
+    for summary in summaries:
+        study = get(f"/api/studies/{summary['study_id']}")
+        for t in study["trials"]:
+            attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+            assert len(t["intermediate_values"]) == epochs, t  # a learning curve for every trial
+            assert all(len(v) < 1024 for v in attrs.values()), attrs  # nothing cut (JSON is cut at 1,024)
+            result_attr = json.loads(attrs["result"])  # whole JSON: the summary of the record
+            assert result_attr["status"] == "complete" and result_attr["metric"] == "accuracy"
+            assert result_attr["val"] == pytest.approx(t["values"][0])
+        phases = {a["value"] for t in study["trials"] for a in t["user_attrs"] if a["key"] == "phase"}
+        if summary["study_name"] in arms:
+            assert phases == {"tune"} and len(study["trials"]) == 3
+            (best,) = study["best_trials"]
+            assert {"key": "phase", "value": "tune"} in best["user_attrs"]
+        else:
+            assert phases == {"confirm"} and len(study["trials"]) == 1
+        assert all(len(a["value"]) < 1024 for a in summary["user_attrs"]), summary["user_attrs"]
 
 
 def test_mask_url_hides_passwords():
@@ -191,7 +210,7 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     url = f"sqlite:///{db}"
-    before = {(s.study_name, t.number): t.user_attrs["record"]["started_at"]
+    before = {(s.study_name, phase_of(t), t.number): record(t)["started_at"]
               for s in studies(url) for t in s.get_trials()
               if t.state == optuna.trial.TrialState.COMPLETE}
     assert _counts(db).get("RUNNING", 0) >= 1  # killed mid-trial
@@ -208,8 +227,8 @@ def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
         assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
         for t in trials:
             if t.state == optuna.trial.TrialState.FAIL:
-                assert "record" not in t.user_attrs  # only the killed trial, redone
-    after = {(s.study_name, t.number): t.user_attrs["record"]["started_at"]
+                assert record(t) is None  # only the killed trial, redone
+    after = {(s.study_name, phase_of(t), t.number): record(t)["started_at"]
              for s in after_studies for t in s.get_trials()
              if t.state == optuna.trial.TrialState.COMPLETE}
     for key, started in before.items():
