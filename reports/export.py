@@ -5,7 +5,9 @@ every metric of the record as ``metric.<split>/<name>`` (``metric.test/accuracy`
 ``metric.val/f1``, ...), and one ``param.<name>`` column per resolved hyperparameter. Nested values
 (``params``, the Optuna params, library versions, tracking errors) are kept as JSON text as well, so
 nothing the frame holds is lost. With ``curves`` the per-epoch curves go to a second file
-(``<name>.curves.<suffix>``: ``uid, epoch, series, value``).
+(``<name>.curves.<suffix>``: ``uid, epoch, series, value``); with ``long`` every metric also goes
+to a long table (``<name>.metrics.<suffix>``: ``uid, split, metric, value``, one row per trial and
+metric), which a query filters by name instead of knowing the column names.
 
 The schema is fixed, whatever the data: whole numbers are nullable ``Int64``, flags nullable
 booleans, text ``string`` (also a column that is empty in this export), metrics and measurements
@@ -92,7 +94,19 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False)
 
 
-def export(sources: Sequence[str], path: Path, *, curves: bool = False) -> int:
+def long_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``metric.<split>/<name>`` columns of an export frame as rows ``uid, split, metric, value``
+    (missing values left out)."""
+    cols = [c for c in frame.columns if c.startswith("metric.")]
+    table = frame[["uid", *cols]].melt(id_vars="uid", var_name="column", value_name="value").dropna(
+        subset=["value"])
+    split_name = table["column"].str.removeprefix("metric.").str.split("/", n=1, expand=True)
+    out = pd.DataFrame({"uid": table["uid"].to_numpy(), "split": split_name[0].to_numpy(),
+                        "metric": split_name[1].to_numpy(), "value": table["value"].to_numpy()})
+    return out.astype({"uid": "string", "split": "string", "metric": "string", "value": "float64"})
+
+
+def export(sources: Sequence[str], path: Path, *, curves: bool = False, long: bool = False) -> int:
     """Write every trial of ``sources`` to ``path`` (``.parquet`` or ``.csv``), and with ``curves`` the
     per-epoch curves to ``<stem>.curves<suffix>`` beside it; return the trial row count.
 
@@ -111,11 +125,18 @@ def export(sources: Sequence[str], path: Path, *, curves: bool = False) -> int:
             table = data.curves.astype({"uid": "string", "epoch": "Int64", "series": "string",
                                         "value": "float64"})
             _write(table, curves_path(path))
+        if long:
+            _write(long_metrics(frame), beside(path, "metrics"))
     except (OSError, ValueError, ImportError) as exc:
         raise SuiteError(f"cannot write {str(path)!r}: {type(exc).__name__}: {exc}") from None
     return len(frame)
 
 
+def beside(path: Path, what: str) -> Path:
+    """A second table written beside ``path``: ``trials.<what>.parquet``."""
+    return path.with_name(f"{path.stem}.{what}{path.suffix}")
+
+
 def curves_path(path: Path) -> Path:
     """Where ``export(..., curves=True)`` writes the curves of ``path``: ``trials.curves.parquet``."""
-    return path.with_name(f"{path.stem}.curves{path.suffix}")
+    return beside(path, "curves")

@@ -6,6 +6,8 @@ A tune trial counts once it is COMPLETE, PRUNED, or FAILED with a record that is
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -41,11 +43,27 @@ def done_tune(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if phase_of(t) == PHASE_TUNE and is_done(t)]
 
 
+def claim_order(t: FrozenTrial) -> tuple[datetime, int]:
+    """When a trial was claimed: it started RUNNING (a new trial when created, an enqueued one when a
+    worker popped it), then its number. Numbers alone misorder claims: an enqueued trial (a requeued
+    copy, a confirm claim) gets its number when it is enqueued, but is claimed when it is popped,
+    maybe after a newer trial that could not yet count it."""
+    return (t.datetime_start or datetime.max, t.number)
+
+
+def _claimed_earlier(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
+    """The live claims (RUNNING or done, not surplus) that came before trial ``number``'s."""
+    mine = next((t for t in trials if t.number == number), None)
+    key = claim_order(mine) if mine is not None else (datetime.max, number)
+    return [t for t in trials if t.number != number and claim_order(t) < key
+            and not t.user_attrs.get("surplus") and (t.state == TrialState.RUNNING or is_done(t))]
+
+
 def defaults_claimed_before(study: optuna.Study, trial: optuna.Trial) -> bool:
     """Whether another defaults trial (enqueued by a worker that opened the new study at the same
     moment) was claimed before this one."""
-    return any(t.number < trial.number and t.user_attrs.get("defaults") and not t.user_attrs.get("surplus")
-               and (t.state == TrialState.RUNNING or is_done(t)) for t in study.get_trials(deepcopy=False))
+    earlier = _claimed_earlier(study.get_trials(deepcopy=False), trial.number)
+    return any(t.user_attrs.get("defaults") for t in earlier)
 
 
 def ranked_tune_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -59,16 +77,15 @@ def ranked_tune_trials(study: optuna.Study) -> list[FrozenTrial]:
 def claimed_before(study: optuna.Study, trial: optuna.Trial, phase: str, seed: int | None,
                    candidate: int | None = None) -> int:
     """How many other trials of the same phase (and, for confirm runs, seed and candidate) were
-    claimed before this one."""
+    claimed before this one (:func:`claim_order`) and still hold their claim."""
     count = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.number >= trial.number or phase_of(t) != phase or t.user_attrs.get("surplus"):
+    for t in _claimed_earlier(study.get_trials(deepcopy=False), trial.number):
+        if phase_of(t) != phase:
             continue
         if phase == PHASE_CONFIRM and (t.user_attrs.get("seed") != seed
                                        or t.user_attrs.get("candidate") != candidate):
             continue
-        if t.state == TrialState.RUNNING or is_done(t):
-            count += 1
+        count += 1
     return count
 
 

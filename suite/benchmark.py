@@ -32,14 +32,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from suite.accounting import arm_trial_counts
+from suite.accounting import arm_trial_counts, confirm_study_name, confirm_trials, ranked_tune_trials
 from suite.energy import DEFAULT_COUNTRY
 from suite.errors import Interrupted
 from suite.plan import trials_per_study
 from suite.profile import Profile
+from suite.record import stored_record
 from suite.runlock import run_lock
 from suite.storage import (
     SQLITE,
+    close_storage,
     mask_url,
     open_storage,
     parse_storage,
@@ -176,6 +178,7 @@ def run_benchmark(
             run_stopping_on_interrupt(runners, salt, wait_s, profile, pairs, total, url)
             progress.update(bar, completed=total, arms=f"{unit} {len(studies)}/{len(studies)}")
         amend_wandb(out_dir, pairs, console)
+        close_storage(store)  # the pool's connections go back to the server now, not at exit
         result = BenchmarkResult(out_dir, url, len(profile.arms), ran, resumed, failed_leftovers,
                                  time.perf_counter() - started, studies=[s.study_name for s in studies])
         if report and not worker:
@@ -284,45 +287,43 @@ def build_report_if_available(sources: list[str], out: Path, console: Console) -
 def arm_summaries(storage: str, studies: list[str]) -> list[dict[str, Any]]:
     """Per arm: done tuning trials, the best tuning trial and the defaults trial (validation and
     test metric), and the mean confirm test metric."""
-    import optuna
-
-    from suite.accounting import arm_trial_counts, confirm_study_name, confirm_trials, ranked_tune_trials
-    from suite.record import stored_record
-    from suite.storage import open_storage
-
-    def shown_trial(t: Any, what: str, metric: str) -> str:
-        if t is None:
-            return f"{what}: -"
-        m = (stored_record(t) or {}).get("metrics") or {}
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in t.params.items())
-        return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
-                f"{m.get(f'test/{metric}', float('nan')):.4f}" + (f" ({params})" if params else ""))
-
     store = open_storage(storage, heartbeat=False, write=False)
-    rows = []
-    for name in studies:
-        study = optuna.load_study(study_name=name, storage=store)
-        try:
-            confirm = optuna.load_study(study_name=confirm_study_name(name), storage=store)
-        except KeyError:  # a run from before confirm studies
-            confirm = None
-        counts = arm_trial_counts(study, confirm)
-        tune = ranked_tune_trials(study)
-        best = tune[0] if tune else None
-        defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
-        choice = study.user_attrs.get("confirm_choice")
-        values = [stored_record(t).get("primary", {}).get("value")
-                  for t in confirm_trials(study, confirm)
-                  if stored_record(t) is not None and t.user_attrs.get("candidate", choice) == choice]
-        values = [v for v in values if v is not None]
-        metric = study.user_attrs.get("metric", "")
-        # among all its trials: an arm whose tuning trials all failed stands for its defaults
-        chosen = next((t for t in study.get_trials(deepcopy=False) if t.number == choice), None)
-        shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
-        if chosen is not None:
-            shown += " of the defaults" if chosen.user_attrs.get("defaults") else f" of #{chosen.number}"
-        rows.append({"arm": name, "tune": counts["tune"], "confirm": shown,
-                     "best": shown_trial(best, "best", metric),
-                     "defaults": shown_trial(defaults, "defaults", metric)})
-    return rows
+    try:
+        return [arm_summary(store, name) for name in studies]
+    finally:
+        close_storage(store)
+
+
+def _shown_trial(t: Any, what: str, metric: str) -> str:
+    if t is None:
+        return f"{what}: -"
+    m = (stored_record(t) or {}).get("metrics") or {}
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+    return (f"{what} #{t.number}: val {m.get(f'val/{metric}', float('nan')):.4f} test "
+            f"{m.get(f'test/{metric}', float('nan')):.4f}" + (f" ({params})" if params else ""))
+
+
+def arm_summary(store: Any, name: str) -> dict[str, Any]:
+    """:func:`arm_summaries` of one arm study ``name`` of ``store``."""
+    study = optuna.load_study(study_name=name, storage=store)
+    try:
+        confirm = optuna.load_study(study_name=confirm_study_name(name), storage=store)
+    except KeyError:  # a run from before confirm studies
+        confirm = None
+    counts = arm_trial_counts(study, confirm)
+    tune = ranked_tune_trials(study)
+    best = tune[0] if tune else None
+    defaults = next((t for t in tune if t.user_attrs.get("defaults")), None)
+    choice = study.user_attrs.get("confirm_choice")
+    values = [stored_record(t).get("primary", {}).get("value") for t in confirm_trials(study, confirm)
+              if stored_record(t) is not None and t.user_attrs.get("candidate", choice) == choice]
+    values = [v for v in values if v is not None]
+    metric = study.user_attrs.get("metric", "")
+    # among all its trials: an arm whose tuning trials all failed stands for its defaults
+    chosen = next((t for t in study.get_trials(deepcopy=False) if t.number == choice), None)
+    shown = f"{metric} {sum(values) / len(values):.4f} (n={len(values)})" if values else "-"
+    if chosen is not None:
+        shown += " of the defaults" if chosen.user_attrs.get("defaults") else f" of #{chosen.number}"
+    return {"arm": name, "tune": counts["tune"], "confirm": shown,
+            "best": _shown_trial(best, "best", metric),
+            "defaults": _shown_trial(defaults, "defaults", metric)}

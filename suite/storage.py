@@ -156,8 +156,32 @@ def open_storage(spec: str | Storage, *, heartbeat: bool = True, write: bool = T
     if heartbeat:
         from suite.workers import heartbeat_kwargs
 
-        return _rdb_storage(s.target, **heartbeat_kwargs(), engine_kwargs={"pool_pre_ping": True})
-    return _rdb_storage(s.target)
+        return _rdb_storage(s.target, **heartbeat_kwargs(), engine_kwargs=pool_kwargs())
+    return _rdb_storage(s.target, engine_kwargs=pool_kwargs())
+
+
+#: connections one process keeps to a server storage: the main thread and Optuna's heartbeat thread
+#: use one each; the overflow covers a short burst. 16 workers hold at most 16 x (2 + 2) = 64 of
+#: PostgreSQL's default 100 (``$SUITE_DB_POOL_SIZE`` and ``$SUITE_DB_MAX_OVERFLOW`` override them)
+POOL_SIZE, MAX_OVERFLOW = 2, 2
+
+
+def pool_kwargs() -> dict[str, Any]:
+    """SQLAlchemy engine arguments for a server storage: a bounded pool (:data:`POOL_SIZE` +
+    :data:`MAX_OVERFLOW` connections), connections checked before use and recycled after 5 minutes
+    (a server or proxy that drops idle connections costs a reconnect, not a failed trial)."""
+    import os
+
+    sizes = {}
+    for name, default in (("SUITE_DB_POOL_SIZE", POOL_SIZE), ("SUITE_DB_MAX_OVERFLOW", MAX_OVERFLOW)):
+        value = os.environ.get(name, "")
+        if value and not value.isdigit():
+            raise SuiteError(f"{name} must be a whole number >= 0, got {value!r}")
+        sizes[name] = int(value) if value else default
+    if sizes["SUITE_DB_POOL_SIZE"] < 1:
+        raise SuiteError("SUITE_DB_POOL_SIZE must be at least 1")
+    return {"pool_size": sizes["SUITE_DB_POOL_SIZE"], "max_overflow": sizes["SUITE_DB_MAX_OVERFLOW"],
+            "pool_pre_ping": True, "pool_recycle": 300}
 
 
 def _rdb_storage(url: str, **kwargs: Any) -> Any:
@@ -174,6 +198,14 @@ def _rdb_storage(url: str, **kwargs: Any) -> Any:
                 raise
             time.sleep(0.2 + random.random())
     raise AssertionError  # unreachable
+
+
+def close_storage(storage: Any) -> None:
+    """Close the connections ``storage`` (as :func:`open_storage` returned it) holds: a server
+    storage's pool; other kinds hold none between calls. ``None`` is ignored."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 def check_storage_url(url: str) -> Any:

@@ -232,6 +232,11 @@ class ArmRunner:
     def objective(self, trial: optuna.Trial) -> float:
         study = trial.study  # the tuning study or the confirm study
         phase = trial.user_attrs.get("phase", PHASE_TUNE)
+        if study.study_name != self.study.study_name and phase != PHASE_CONFIRM:
+            # another worker popped the confirm claim we meant to run: Optuna made a new, empty trial
+            trial.set_user_attr("phase", PHASE_CONFIRM)
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial(f"{self.name}: the confirm claim was taken by another worker")
         seed = trial.user_attrs.get("seed", self.profile.tune_seed(self.study_index))
         trial.set_user_attr("phase", phase)
         trial.set_user_attr("seed", seed)

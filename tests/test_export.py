@@ -70,7 +70,7 @@ def test_the_export_is_read_by_duckdb_and_polars_and_concatenates_across_machine
     runner = CliRunner()
     for name, db in (("cpu", cpu_db), ("gpu", gpu_db)):
         done = runner.invoke(app, ["export", f"sqlite:///{db}", "--out", str(tmp_path / f"{name}.parquet"),
-                                   "--curves"])
+                                   "--curves", "--long"])
         assert done.exit_code == 0, done.output
     both = duckdb.sql(f"SELECT * FROM read_parquet(['{tmp_path}/cpu.parquet', '{tmp_path}/gpu.parquet'])").df()
     frames = [pl.read_parquet(tmp_path / f"{n}.parquet") for n in ("cpu", "gpu")]
@@ -83,6 +83,14 @@ def test_the_export_is_read_by_duckdb_and_polars_and_concatenates_across_machine
     assert "metric.test/accuracy" in cpu.columns and "metric.val/accuracy" in cpu.columns
     curves = pl.read_parquet(tmp_path / "cpu.curves.parquet")
     assert set(curves["uid"]) <= set(cpu["uid"]) and curves.schema["epoch"] == pl.Int64
+    # --long: one row per trial and metric, the same values as the wide columns
+    long = duckdb.sql(f"SELECT * FROM read_parquet('{tmp_path}/cpu.metrics.parquet')").df()
+    assert list(long.columns) == ["uid", "split", "metric", "value"]
+    wide = cpu.to_pandas().set_index("uid")
+    for row in long.sample(n=min(20, len(long)), random_state=0).itertuples():
+        assert wide.loc[row.uid, f"metric.{row.split}/{row.metric}"] == pytest.approx(row.value)
+    n_values = sum(int(cpu[c].is_not_null().sum()) for c in cpu.columns if c.startswith("metric."))
+    assert len(long) == n_values and {"test", "val"} <= set(long["split"])
     # the README's three queries run; the first gives the report's per-family numbers
     queries = readme_queries()
     assert len(queries) == 3

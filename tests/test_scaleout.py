@@ -326,3 +326,78 @@ def test_devices_and_strategy_are_validated_in_one_line():
     with pytest.raises(SuiteError, match=r"^strategy 'fsdp' is not valid; allowed: auto, ddp$"):
         resolve_config(cfg(strategy="fsdp"))
     assert (resolve_config(cfg(devices=2)).strategy, resolve_config(cfg()).strategy) == ("ddp", "auto")
+
+
+@pytest.mark.slow
+def test_sixteen_workers_on_one_postgresql_keep_exact_budgets_bounded_connections_and_requeue_a_killed_trial(
+        postgres_url, tmp_path):  # noqa: F811
+    """16 `suite worker` processes start at once on one PostgreSQL database (they race to create the
+    schema and the studies), one is killed mid-trial: every arm gets exactly its budget, the killed
+    trial is requeued, nobody deadlocks, and the connections the workers hold stay within the pool
+    size the suite states (16 x (POOL_SIZE + MAX_OVERFLOW)). The figures are printed for the notes."""
+    import sqlalchemy
+
+    from suite.storage import MAX_OVERFLOW, POOL_SIZE
+
+    n = 16
+    url = fresh_database(postgres_url, "sixteen")
+    arms = ["adam", "sgd", "adagrad", "rmsprop"]
+    data = {**PROFILE, "name": "sixteen", "tune_trials": 4, "confirm_seeds": 2, "epochs": 12,
+            "matrix": [{**PROFILE["matrix"][0], "optimizers": arms}]}
+    profile = tmp_path / "sixteen.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    env = {**worker_env(tmp_path), "OMP_NUM_THREADS": "1", "SUITE_GRACE_PERIOD": "30"}
+    started_at = time.monotonic()
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "suite.cli", "worker", "--storage", url, "--profile", str(profile),
+         "--out", str(tmp_path / f"m{i}"), "--device", "cpu", "--no-wandb", "--no-energy"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / f"w{i}.err").open("w"))
+        for i in range(n)]
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    query = sqlalchemy.text("select count(*) from pg_stat_activity where datname = current_database() "
+                            "and pid <> pg_backend_pid()")
+
+    def connections() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar())
+
+    peak, victim, deadline = 0, None, time.monotonic() + 900
+    pids = {p.pid for p in procs}
+    while any(p.poll() is None for p in procs):
+        assert time.monotonic() < deadline, "the workers did not finish: a deadlock?"
+        peak = max(peak, connections())
+        if victim is None:
+            victim = running_trial_of(url, pids, min_age_s=0.5)
+            if victim is not None:
+                os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        time.sleep(0.25)
+    wall = time.monotonic() - started_at
+    assert victim is not None, "no trial was ever seen running"
+    victim_pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
+    for i, p in enumerate(procs):
+        if p.pid != victim_pid:
+            assert p.returncode == 0, (tmp_path / f"w{i}.err").read_text()[-3000:]
+
+    studies = all_trials(url)
+    assert sorted(studies) == sorted(f"sixteen/digits/mlp/{a}/none" for a in arms)
+    killed_in, killed = killed_trial(studies, victim.user_attrs["worker"])
+    requeued, workers, surplus = [], set(), 0
+    for name, trials in studies.items():
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], name
+        done = [t for t in trials if t.state == TrialState.COMPLETE and not t.user_attrs.get("surplus")]
+        table = [(t.number, phase_of(t), t.state.name, t.user_attrs.get("defaults"), t.user_attrs.get("surplus"),
+                  t.system_attrs.get("failed_trial"), t.user_attrs.get("worker"), str(t.datetime_start)[11:],
+                  str(t.datetime_complete)[11:]) for t in trials]
+        assert sum(phase_of(t) == PHASE_TUNE for t in done) == 4, (name, table)  # exact budgets
+        assert sorted(t.user_attrs["seed"] for t in done if phase_of(t) == PHASE_CONFIRM) == [1, 2], name
+        tune_params = [json.dumps(t.params, sort_keys=True) for t in done if phase_of(t) == PHASE_TUNE]
+        assert len(set(tune_params)) == 4, name  # no point drawn twice by racing workers
+        requeued += [t for t in trials if name == killed_in and phase_of(t) == phase_of(killed)
+                     and t.system_attrs.get("failed_trial") == killed.number]
+        surplus += sum(bool(t.user_attrs.get("surplus")) for t in trials)
+        workers |= {t.user_attrs["worker"] for t in done}
+    assert requeued and all(t.params == killed.params for t in requeued)  # the killed trial, redone
+    limit = n * (POOL_SIZE + MAX_OVERFLOW)
+    assert peak <= limit, (peak, limit)
+    print(f"\n16 workers: {wall:.0f} s wall, {len(workers)} workers ran trials, peak {peak} connections "
+          f"(limit {limit}), {surplus} surplus claims, killed trial #{killed.number} requeued")

@@ -64,11 +64,11 @@ def benchmark(
                              "cut arms, tune_trials, confirm_seeds or epochs in the profile, or raise --jobs")
     from suite.benchmark import run_benchmark
     from suite.config import resolve_device
-    from suite.storage import check_storage_url, mask_url
+    from suite.storage import check_storage_url, close_storage, mask_url
 
     resolve_device(device)
     if storage:
-        check_storage_url(storage)
+        close_storage(check_storage_url(storage))
     from suite.jobs import choose_jobs
 
     n_jobs, gpus, why = choose_jobs(jobs, folder, storage, device)
@@ -164,13 +164,13 @@ def worker(
     from suite.benchmark import check_worker_storage, run_benchmark
     from suite.config import resolve_device
     from suite.profile import load_profile
-    from suite.storage import check_storage_url, mask_url
+    from suite.storage import check_storage_url, close_storage, mask_url
     from suite.workers import worker_id
 
     prof = load_profile(profile)
     resolve_device(device)
     check_worker_storage(storage)
-    check_storage_url(storage)
+    close_storage(check_storage_url(storage))  # checked; the run opens its own bounded pool
     err.print(f"worker {worker_id()} on {mask_url(storage)}: profile {prof.name}, "
               f"{len(prof.arms)} arms", markup=False, highlight=False, soft_wrap=True)
     result = run_benchmark(prof, out_dir=out_dir or Path("runs") / prof.name, storage=storage,

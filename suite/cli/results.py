@@ -48,11 +48,15 @@ def export(
         "trials.parquet"),
     curves: Annotated[bool, typer.Option("--curves", help="also write the per-epoch curves to "
                                                           "NAME.curves.parquet (or .csv)")] = False,
+    long: Annotated[bool, typer.Option(
+        "--long", help="also write every metric as rows (uid, split, metric, value) to NAME.metrics.parquet "
+                       "(or .csv)")] = False,
 ) -> None:
     """Write the tidy trial frame (one row per trial: config, params, metrics, energy, hardware)."""
-    from reports.export import curves_path
+    from reports.export import beside, curves_path
     from reports.export import export as write
 
-    rows = write(sources, out_file, curves=curves)
+    rows = write(sources, out_file, curves=curves, long=long)
     also = f" and their curves to {curves_path(out_file)}" if curves else ""
+    also += f" and every metric as rows to {beside(out_file, 'metrics')}" if long else ""
     say(f"wrote {rows} trials to {out_file}{also}")
