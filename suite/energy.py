@@ -177,25 +177,27 @@ def measurement_method(tracker: Any) -> str:
     return "; ".join(parts) or "unknown"
 
 
-def nvml_energy_per_gpu_mj() -> dict[str, float]:
-    """Total energy of each visible NVIDIA GPU since driver load, in millijoules, by index ({}: no
-    NVML)."""
+def nvml_energy_per_gpu_mj(*, per_gpu: bool = False) -> dict[str, float]:
+    """Total energy of each NVIDIA GPU this process may use (``CUDA_VISIBLE_DEVICES``: NVML itself sees
+    every GPU of the host) since driver load, in millijoules, by its label there ({}: no NVML);
+    ``per_gpu``: each physical GPU once (MIG slices share one counter)."""
     if not _cuda_available():
         return {}
     try:
         import pynvml
 
+        from suite import nvml
+
         pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex
-        return {str(i): float(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle(i)))
-                for i in range(pynvml.nvmlDeviceGetCount())}
+        return nvml.energy_mj(pynvml, nvml.visible(pynvml), per_gpu=per_gpu)  # the visible GPUs only
     except Exception:
         return {}
 
 
 def nvml_energy_mj() -> float | None:
-    """Total energy of all visible NVIDIA GPUs since driver load, in millijoules (None: no NVML)."""
-    per_gpu = nvml_energy_per_gpu_mj()
+    """Total energy of the GPUs this process may use since driver load, each GPU once, in millijoules
+    (None: no NVML)."""
+    per_gpu = nvml_energy_per_gpu_mj(per_gpu=True)
     return sum(per_gpu.values()) if per_gpu else None
 
 
