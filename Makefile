@@ -14,7 +14,7 @@ PROFILE ?= auto
 JOBS ?= auto
 RUN ?= $(shell ls -td runs/*/ 2>/dev/null | head -1)
 
-.PHONY: setup benchmark test lint dashboard report perf clean
+.PHONY: setup benchmark test lint dashboard report perf gpu-check clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ report: setup
 # the suite's overhead against a bare PyTorch loop (see README, Performance)
 perf: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/suite perf
+
+# the checks that need an NVIDIA GPU, into runs/gpu-check (see README, GPU check); exit 2 without one
+gpu-check: setup
+	@$(PY) -m suite.gpu_check
 
 test: setup
 	$(PY) -m pytest -n auto -q $(PYTEST_ARGS)
