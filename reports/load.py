@@ -37,6 +37,8 @@ from suite.storage import JOURNAL, RUN_DB, RUN_JOURNAL, is_storage_spec, parse_s
 from suite.storage import open_storage as storage_of
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+#: the importance evaluator, named: Optuna's default changed (fANOVA up to 4.x, PED-ANOVA in 5)
+IMPORTANCE_EVALUATOR = "fANOVA (optuna FanovaImportanceEvaluator, seed 0)"
 
 @dataclass(frozen=True)
 class Source:
@@ -145,7 +147,8 @@ def param_importances(trials: Sequence[Any], direction: str) -> tuple[dict[str, 
             warnings.simplefilter("ignore")
             study.add_trials([create_trial(value=t.value, params=t.params, distributions=t.distributions)
                               for t in done])
-            imp = optuna.importance.get_param_importances(study)
+            imp = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except Exception as exc:
         return {}, f"importance evaluation failed: {type(exc).__name__}: {exc}"
     return {k: float(v) for k, v in imp.items()}, None

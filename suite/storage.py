@@ -185,19 +185,36 @@ def pool_kwargs() -> dict[str, Any]:
 
 
 def _rdb_storage(url: str, **kwargs: Any) -> Any:
-    """``RDBStorage(url)``, retried when another worker creates the schema at the same moment
-    (PostgreSQL answers a concurrent ``CREATE TABLE`` with a unique violation)."""
+    """``RDBStorage(url)``. On PostgreSQL the schema check runs under an advisory lock, so workers
+    that start together create the tables one at a time; elsewhere (and should the lock fail) a
+    concurrent ``CREATE TABLE`` answered with a unique violation is retried. A failed attempt's
+    engine is collected at once, so its pooled connection does not outlive it."""
+    import gc
+
     import optuna
+    import sqlalchemy
     import sqlalchemy.exc
 
-    for attempt in range(6):
+    lock = None
+    if url.startswith(("postgresql", "postgres")):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == 5:
-                raise
-            time.sleep(0.2 + random.random())
-    raise AssertionError  # unreachable
+            lock = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool).connect()
+            lock.execute(sqlalchemy.text("SELECT pg_advisory_lock(20231)"))  # the suite's schema lock
+        except sqlalchemy.exc.SQLAlchemyError:
+            lock = None  # RDBStorage below reports what is wrong with the server
+    try:
+        for attempt in range(6):
+            try:
+                return optuna.storages.RDBStorage(url, **kwargs)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                gc.collect()
+                if attempt == 5:
+                    raise
+                time.sleep(0.2 + random.random())
+        raise AssertionError  # unreachable
+    finally:
+        if lock is not None:
+            lock.close()  # ends the session: the advisory lock goes with it
 
 
 def close_storage(storage: Any) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 from reports import figures, inventory
 from reports.blocks import Block, code, figure, fmt, note, sub, table
 from reports.context import Context
+from reports.load import IMPORTANCE_EVALUATOR
 
 SLUG = "optuna"
 TITLE = "Optuna"
@@ -30,7 +31,7 @@ def render(ctx: Context) -> list[Block]:
                  or f"not computed: {s['importance_note']}"}
                 for _, s in studies.iterrows()]
         blocks.append(table(pd.DataFrame(rows), "Per study: trial counts, best tuning trial, parameter "
-                                                "importances (Optuna's default evaluator)"))
+                                                f"importances ({IMPORTANCE_EVALUATOR})"))
         if data.importances.empty:
             blocks.append(note("No study had parameter importances (see the reasons in the table)."))
         else:
