@@ -161,9 +161,11 @@ def open_storage(spec: str | Storage, *, heartbeat: bool = True, write: bool = T
 
 
 #: connections one process keeps to a server storage: the main thread and Optuna's heartbeat thread
-#: use one each; the overflow covers a short burst. 16 workers hold at most 16 x (2 + 2) = 64 of
-#: PostgreSQL's default 100 (``$SUITE_DB_POOL_SIZE`` and ``$SUITE_DB_MAX_OVERFLOW`` override them)
-POOL_SIZE, MAX_OVERFLOW = 2, 2
+#: use one each; the overflow covers a short burst (``$SUITE_DB_POOL_SIZE`` and
+#: ``$SUITE_DB_MAX_OVERFLOW`` override them). While it opens the storage a process holds one more
+#: (:data:`START_CONNECTIONS`: the schema lock, see :func:`_rdb_storage`). 16 workers hold at most
+#: 16 x (2 + 2 + 1) = 80 of PostgreSQL's default 100.
+POOL_SIZE, MAX_OVERFLOW, START_CONNECTIONS = 2, 2, 1
 
 
 def pool_kwargs() -> dict[str, Any]:
