@@ -85,8 +85,9 @@ def test_other_processes_on_a_visible_gpu_are_counted():
     assert nvml.other_processes(fake, devices, own={100}) == {"0": 0, "1": 1}
 
 
-def test_the_energy_reader_uses_the_mapping(monkeypatch):
-    """suite.energy reads NVML through suite.nvml: with CUDA_VISIBLE_DEVICES=2 only GPU 2 is read."""
+@pytest.fixture
+def energy_on_fake_nvml(monkeypatch):
+    """suite.energy with the fake NVML installed as ``pynvml`` and CUDA reported available."""
     import sys
 
     from suite import energy
@@ -95,21 +96,20 @@ def test_the_energy_reader_uses_the_mapping(monkeypatch):
     fake.nvmlInit = lambda: None
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(energy, "_cuda_available", lambda: True)
+    return energy
+
+
+def test_the_energy_reader_uses_the_mapping(energy_on_fake_nvml, monkeypatch):
+    """suite.energy reads NVML through suite.nvml: with CUDA_VISIBLE_DEVICES=2 only GPU 2 is read."""
+    energy = energy_on_fake_nvml
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
     assert energy.nvml_energy_per_gpu_mj() == {"2": 3000.0}
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert energy.nvml_energy_per_gpu_mj() == {"0": 1000.0, "1": 2000.0, "2": 3000.0, "3": 4000.0}
 
 
-def test_two_mig_slices_of_one_gpu_are_summed_once(monkeypatch):
-    import sys
-
-    from suite import energy
-
-    fake = FakeNvml()
-    fake.nvmlInit = lambda: None
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    monkeypatch.setattr(energy, "_cuda_available", lambda: True)
+def test_two_mig_slices_of_one_gpu_are_summed_once(energy_on_fake_nvml, monkeypatch):
+    energy = energy_on_fake_nvml
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-3a,MIG-3b")
     assert energy.nvml_energy_mj() == 4000.0
     assert energy.nvml_energy_per_gpu_mj() == {"MIG-3a": 4000.0, "MIG-3b": 4000.0}
