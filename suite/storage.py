@@ -117,7 +117,8 @@ def storage_url(out_dir: Path, storage: str | None) -> str:
 def open_storage(spec: str | Storage, *, heartbeat: bool = True, write: bool = True) -> Any:
     """The Optuna storage of ``spec``.
 
-    * ``sqlite``: an ``RDBStorage`` that waits up to 60 s for the database lock;
+    * ``sqlite``: an ``RDBStorage`` that waits up to 60 s for the database lock; opening a new file
+      while another process creates its tables is retried;
     * ``rdb``: with heartbeats (``heartbeat``; settings and the requeue callback from
       :func:`suite.workers.heartbeat_kwargs`) so the trials of dead workers are failed and requeued
       with the same params; the schema creation is retried when workers start at the same moment;
@@ -146,13 +147,20 @@ def open_storage(spec: str | Storage, *, heartbeat: bool = True, write: bool = T
 
             raise SuiteError(f"cannot open storage {s.label!r}: {redact(describe(exc), s.target)}") from None
     if s.kind == SQLITE:
-        try:
-            return optuna.storages.RDBStorage(s.target, engine_kwargs={"connect_args": {"timeout": 60}})
-        except Exception as exc:  # a corrupt or unreadable file: name it
-            from suite.errors import describe
+        for attempt in range(6):
+            try:
+                return optuna.storages.RDBStorage(s.target, engine_kwargs={"connect_args": {"timeout": 60}})
+            except Exception as exc:  # a corrupt or unreadable file: name it
+                from suite.errors import describe
 
-            raise SuiteError(f"SQLite storage {str(s.path or s.label)!r} cannot be opened: {describe(exc)}"
-                             ) from None
+                racing = any(m in str(exc) for m in ("already exists", "UNIQUE constraint failed: alembic"))
+                if racing and attempt < 5:
+                    # another process (a second command, a dashboard) created the tables or stamped
+                    # the schema version between SQLAlchemy's check and its write: open it again
+                    time.sleep(0.2 + random.random())
+                    continue
+                raise SuiteError(f"SQLite storage {str(s.path or s.label)!r} cannot be opened: "
+                                 f"{describe(exc)}") from None
     if heartbeat:
         from suite.workers import heartbeat_kwargs
 

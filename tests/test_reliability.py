@@ -414,3 +414,26 @@ def test_cli_seeds_must_fit_numpy(tmp_path, args):
     line = refused(*args, "--device", "cpu", *(("--out", tmp_path / "run") if args[0] == "tune" else ()))
     assert line == f"error: {option} must be an integer in 0..4294967295 (2**32 - 1), got {value}"
     assert not (tmp_path / "run").exists()
+
+
+OPEN_AT = """
+import sys, time
+from suite.storage import open_storage
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+open_storage(sys.argv[1], heartbeat=False)
+print("opened")
+"""
+
+
+def test_processes_that_create_one_sqlite_run_folder_together_all_open_it(tmp_path):
+    """A benchmark starting while a dashboard (or a test, or a second command) opens the same new
+    ``optuna.db``: both run SQLAlchemy's create-if-missing, one ``CREATE TABLE`` answers "already
+    exists". Every opener must get the storage (seen in CI: the benchmark exited 2 on it)."""
+    url = f"sqlite:///{tmp_path / RUN_DB}"
+    start = time.time() + 8  # past every process's imports, so the CREATE TABLEs meet
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(start)], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(6)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-600:] for _, err in results if err]
+    assert len(optuna.storages.RDBStorage(url, skip_table_creation=True).get_all_studies()) == 0
