@@ -194,6 +194,22 @@ def nvml_energy_per_gpu_mj(*, per_gpu: bool = False) -> dict[str, float]:
         return {}
 
 
+def nvml_gpu_groups() -> dict[str, str]:
+    """Each visible GPU's label mapped to the label its physical GPU's energy is read under with
+    ``per_gpu`` ({}: no NVML): MIG slices of one GPU share one (:func:`suite.nvml.physical`)."""
+    if not _cuda_available():
+        return {}
+    try:
+        import pynvml
+
+        from suite import nvml
+
+        pynvml.nvmlInit()
+        return nvml.physical(nvml.visible(pynvml))
+    except Exception:
+        return {}
+
+
 def nvml_energy_mj() -> float | None:
     """Total energy of the GPUs this process may use since driver load, each GPU once, in millijoules
     (None: no NVML)."""
@@ -257,7 +273,7 @@ def emissions_row(record: dict[str, Any], energy: dict[str, Any] | None = None) 
 
 
 def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gpu_kwh: Mapping[str, float],
-              kg_per_kwh: float) -> dict[Any, dict[str, Any]]:
+              kg_per_kwh: float, gpu_group: Mapping[str, str] | None = None) -> dict[Any, dict[str, Any]]:
     """Share a run's measured machine energy out to its trials.
 
     Args:
@@ -266,20 +282,27 @@ def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gp
         cpu_ram_kwh: the machine's CPU and RAM energy over the run; shared by CPU seconds.
         gpu_kwh: each GPU's energy over the run; shared by the time trials ran on that GPU.
         kg_per_kwh: the run's emissions per kWh.
+        gpu_group: a trial's ``gpu`` label mapped to the ``gpu_kwh`` key of its physical GPU (MIG
+            slices of one GPU: one key, whose energy the trials on either slice share by time).
 
     Returns:
         Per trial: ``kwh``, ``emissions_kg``, ``cpu_ram_kwh``, ``gpu_kwh``, ``method``. The kWh add
         up to the measured total (up to energy of GPUs no trial ran on, and rounding).
     """
+    group = dict(gpu_group or {})
+
+    def gpu_of(t: Mapping[str, Any]) -> str | None:
+        return None if t.get("gpu") is None else group.get(str(t["gpu"]), str(t["gpu"]))
+
     cpu_total = sum(max(0.0, float(t.get("cpu_s") or 0.0)) for t in trials.values())
     gpu_time: dict[str, float] = {}
     for t in trials.values():
-        if t.get("gpu") is not None:
-            gpu_time[str(t["gpu"])] = gpu_time.get(str(t["gpu"]), 0.0) + float(t.get("duration_s") or 0.0)
+        if (g := gpu_of(t)) is not None:
+            gpu_time[g] = gpu_time.get(g, 0.0) + float(t.get("duration_s") or 0.0)
     out = {}
     for key, t in trials.items():
         cpu_share = max(0.0, float(t.get("cpu_s") or 0.0)) / cpu_total if cpu_total > 0 else 1 / len(trials)
-        g = None if t.get("gpu") is None else str(t["gpu"])
+        g = gpu_of(t)
         gpu_part = 0.0
         if g is not None and gpu_time.get(g, 0.0) > 0:
             gpu_part = gpu_kwh.get(g, 0.0) * float(t.get("duration_s") or 0.0) / gpu_time[g]
@@ -293,12 +316,14 @@ def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gp
 
 
 class MachineMeter:
-    """One CodeCarbon tracker for the whole machine over a run, and NVML's counter per GPU."""
+    """One CodeCarbon tracker for the whole machine over a run, and NVML's counter per physical GPU
+    (MIG slices of one GPU read once; ``gpu_group`` maps each job's device label to its GPU's)."""
 
     def __init__(self, country: str) -> None:
         self.error: str | None = None
-        self._nvml = nvml_energy_per_gpu_mj
-        self._nvml_start = nvml_energy_per_gpu_mj()
+        self._nvml = lambda: nvml_energy_per_gpu_mj(per_gpu=True)
+        self._nvml_start = self._nvml()
+        self.gpu_group = nvml_gpu_groups()
         self.method = ""
         try:
             self.tracker = make_tracker(country, mode="machine")
@@ -313,7 +338,7 @@ class MachineMeter:
         end = self._nvml()
         gpu = {g: (end[g] - self._nvml_start[g]) / 3.6e9 for g in end if g in self._nvml_start}
         out: dict[str, Any] = {"cpu_ram_kwh": 0.0, "gpu_kwh": gpu, "kwh": None, "emissions_kg": None,
-                               "method": self.method, "error": self.error}
+                               "method": self.method, "error": self.error, "gpu_group": self.gpu_group}
         if self.tracker is None:
             return out
         try:
@@ -347,7 +372,8 @@ def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str,
         return 0
     kwh = float(machine["kwh"])
     shares = apportion(pending, cpu_ram_kwh=float(machine["cpu_ram_kwh"]), gpu_kwh=machine["gpu_kwh"],
-                       kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0)
+                       kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0,
+                       gpu_group=machine.get("gpu_group"))
     for s in studies:
         mine = {str(n): v for (name, n), v in shares.items() if name == s.study_name}
         if mine:

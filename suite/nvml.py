@@ -99,6 +99,21 @@ def energy_mj(nvml: Any, devices: list[Visible], *, per_gpu: bool = False) -> di
     return out
 
 
+def physical(devices: list[Visible]) -> dict[str, str]:
+    """Each visible device's label mapped to the label its physical GPU is measured under with
+    ``per_gpu`` (:func:`energy_mj`): the first label on the same handle (two MIG slices of one GPU
+    map to the first slice's label)."""
+    out: dict[str, str] = {}
+    firsts: list[Visible] = []
+    for v in devices:
+        first = next((f for f in firsts if f.handle is v.handle), None)
+        if first is None:
+            firsts.append(v)
+            first = v
+        out[v.label] = first.label
+    return out
+
+
 def other_processes(nvml: Any, devices: list[Visible], own: set[int]) -> dict[str, int]:
     """How many compute processes not in ``own`` (pids) run on each visible device now, where NVML
     can tell (their draw is in the device's energy counter too)."""

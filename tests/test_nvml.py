@@ -113,3 +113,25 @@ def test_two_mig_slices_of_one_gpu_are_summed_once(energy_on_fake_nvml, monkeypa
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-3a,MIG-3b")
     assert energy.nvml_energy_mj() == 4000.0
     assert energy.nvml_energy_per_gpu_mj() == {"MIG-3a": 4000.0, "MIG-3b": 4000.0}
+
+
+def test_jobs_on_two_mig_slices_of_one_gpu_share_its_energy_once(energy_on_fake_nvml, monkeypatch):
+    """``--jobs`` apportioning: the run's meter reads the GPU behind both slices once, and the two
+    slices' trials share that one figure by time (before: each slice's label carried the whole GPU's
+    energy, and the shares summed to twice the measurement)."""
+    energy = energy_on_fake_nvml
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-3a,MIG-3b")
+    monkeypatch.setattr(energy, "make_tracker", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no cc")))
+    meter = energy.MachineMeter("USA")
+    import sys
+
+    sys.modules["pynvml"].gpus[3].energy += 3.6e9  # 1 kWh on the shared GPU
+    machine = meter.stop()
+    assert machine["gpu_kwh"] == {"MIG-3a": pytest.approx(1.0)}
+    assert machine["gpu_group"] == {"MIG-3a": "MIG-3a", "MIG-3b": "MIG-3a"}
+    trials = {"a": {"cpu_s": 1.0, "duration_s": 30.0, "gpu": "MIG-3a"},
+              "b": {"cpu_s": 1.0, "duration_s": 10.0, "gpu": "MIG-3b"}}
+    shares = energy.apportion(trials, cpu_ram_kwh=0.0, gpu_kwh=machine["gpu_kwh"], kg_per_kwh=0.0,
+                              gpu_group=machine["gpu_group"])
+    assert shares["a"]["gpu_kwh"] == pytest.approx(0.75) and shares["b"]["gpu_kwh"] == pytest.approx(0.25)
+    assert sum(s["kwh"] for s in shares.values()) == pytest.approx(1.0)
