@@ -63,13 +63,16 @@ def auto_jobs(*, cpus: int, gpus: Sequence[str], gpu_free_gib: Mapping[str, floa
 
 def job_envs(jobs: int, gpus: Sequence[str], run_id: str) -> list[dict[str, str]]:
     """The environment of each job: one intra-op thread, its GPU (round robin over ``gpus``), the
-    run's id (so the parent can tell this run's trials from a resumed run's)."""
+    run's id (so the parent can tell this run's trials from a resumed run's), how many jobs run and
+    how many share its device (recorded with each trial: :func:`suite.train.concurrency`)."""
     envs = []
     for i in range(jobs):
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SUITE_JOB_RUN": run_id,
-               "PYTHONUNBUFFERED": "1", "COLUMNS": "1000"}
+               "PYTHONUNBUFFERED": "1", "COLUMNS": "1000", "SUITE_JOBS": str(jobs),
+               "SUITE_JOBS_PER_DEVICE": str(jobs)}  # on CPU every job shares the one device
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            env["SUITE_JOBS_PER_DEVICE"] = str(len(range(i % len(gpus), jobs, len(gpus))))
         envs.append(env)
     return envs
 

@@ -21,6 +21,7 @@ def hardware() -> dict[str, Any]:
         "gpu_model": None,
         "gpu_count": 0,
         "gpu_driver": None,
+        "gpu_power_limit_w": None,  # the enforced power limit of the first visible GPU (NVML)
         "cuda": torch.version.cuda,
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
@@ -37,6 +38,11 @@ def hardware() -> dict[str, Any]:
             pynvml.nvmlInit()
             driver = pynvml.nvmlSystemGetDriverVersion()
             info["gpu_driver"] = driver.decode() if isinstance(driver, bytes) else driver
+            from suite import nvml
+
+            first = nvml.visible(pynvml)[:1]
+            if first:
+                info["gpu_power_limit_w"] = pynvml.nvmlDeviceGetEnforcedPowerLimit(first[0].handle) / 1000
         except Exception:
             pass
     return info

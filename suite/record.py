@@ -152,6 +152,12 @@ class TrialRecord(TypedDict, total=False):
     git_commit: str | None
     plugins: list[dict[str, Any]]
     torch_threads: int
+    jobs: int  # trials its run ran at once (``suite benchmark --jobs N``; 1 alone)
+    jobs_per_device: int  # of those, how many shared its device (CPU: all; CUDA: those on its GPU)
+    precision: str  # Lightning's Trainer precision ("32-true", "bf16-mixed", ...)
+    matmul_precision: str  # torch.get_float32_matmul_precision(): "highest" = no TF32
+    flops_per_sample: float | None  # forward + backward FLOPs per training sample (measure_flops)
+    peak_flops: float | None  # the device's peak FLOP/s at that precision, where Lightning knows it
     energy: dict[str, Any]
     tracking_errors: list[str]  # "<step>: <error>" of a tracking step that failed (W&B, energy, ...)
     wandb_run: str  # the trial's W&B run folder, relative to the run folder (amended by suite.wandb_file)

@@ -106,7 +106,60 @@ def new_record(config: TrialConfig, r: Resolved, meta: dict[str, Any] | None) ->
         "git_commit": git_commit(),
         "plugins": plugin_provenance(),
         "torch_threads": torch.get_num_threads(),
+        **concurrency(),
+        "matmul_precision": torch.get_float32_matmul_precision(),
     }
+
+
+def concurrency() -> dict[str, int]:
+    """How many trials the run this trial belongs to ran at once (``jobs``), and how many of them
+    shared its device (``jobs_per_device``: all of them on CPU, those on its GPU on CUDA), as
+    ``suite benchmark --jobs N`` told its jobs (:func:`suite.jobs.job_envs`); 1 and 1 for a process
+    the suite started alone."""
+    def number(name: str) -> int:
+        value = os.environ.get(name, "")
+        return int(value) if value.isdigit() and int(value) > 0 else 1
+
+    return {"jobs": number("SUITE_JOBS"), "jobs_per_device": number("SUITE_JOBS_PER_DEVICE")}
+
+
+def training_flops(net: torch.nn.Module, x: torch.Tensor) -> float | None:
+    """FLOPs of one training step's forward and backward pass of ``net`` per sample, counted by
+    Lightning's ``measure_flops`` (torch's ``FlopCounterMode``: matrix products, convolutions and
+    attention; elementwise work is not counted) on a meta-device copy with a meta batch shaped like
+    ``x``, so nothing is computed and no random number is drawn. ``None`` where the network's
+    ``forward`` does not take the task's inputs (a GAN's generator takes noise)."""
+    import copy
+
+    from lightning.fabric.utilities.throughput import measure_flops
+
+    if len(x) == 0:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        meta = copy.deepcopy(net).to("meta")
+        batch = torch.empty_like(x, device="meta")
+        try:
+            flops = measure_flops(meta, lambda: meta(batch), lambda y: y.float().sum())
+        except Exception:
+            return None
+    return float(flops) / len(x)
+
+
+def peak_flops(device: str, precision: str) -> float | None:
+    """The device's peak FLOP/s at the trial's precision (Lightning's table of GPUs and TPUs, TF32
+    where ``torch.get_float32_matmul_precision()`` allows it); ``None`` on CPU or an unlisted GPU."""
+    if device != "cuda":
+        return None
+    import warnings
+
+    from lightning.fabric.utilities.throughput import get_available_flops
+
+    dtype = {"bf16": torch.bfloat16, "16": torch.float16, "64": torch.float64}.get(
+        precision.split("-")[0], torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = get_available_flops(torch.device("cuda"), dtype)
+    return None if found is None else float(found)
 
 
 def train(
@@ -166,6 +219,9 @@ def train(
             **trainer_kwargs,
         )
         attempt.salvage = lambda status: salvage(module, trainer, status)
+        record["precision"] = str(trainer.precision)
+        record["flops_per_sample"] = training_flops(module.net, splits.train.x[: r.params["batch_size"]])
+        record["peak_flops"] = peak_flops(r.device, record["precision"])
         attempt.release = lambda: (module.cpu(), trainer.strategy.teardown())
         fit_s = fit(trainer, module, train_batches, val_batches)
         rank, record["world_size"] = trainer.global_rank, trainer.world_size

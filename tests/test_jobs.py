@@ -43,6 +43,9 @@ def test_jobs_are_spread_over_the_visible_gpus_one_thread_each():
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "3", "2", "3", "2"]
     assert all(e["OMP_NUM_THREADS"] == "1" and e["SUITE_JOB_RUN"] == "run1" for e in envs)
     assert "CUDA_VISIBLE_DEVICES" not in job_envs(2, [], "r")[0]
+    assert [e["SUITE_JOBS_PER_DEVICE"] for e in envs] == ["3", "2", "3", "2", "3"]  # 3 on GPU 2, 2 on 3
+    assert {e["SUITE_JOBS"] for e in envs} == {"5"}
+    assert [e["SUITE_JOBS_PER_DEVICE"] for e in job_envs(2, [], "r")] == ["2", "2"]  # CPU: one device
 
 
 def test_apportion_shares_cpu_by_cpu_time_and_each_gpu_by_time_on_it():
