@@ -7,7 +7,7 @@ Every frame here is a call of the statistics layer (:mod:`reports.stats`, :mod:`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +25,8 @@ class Context:
     data: ReportData
     level: float = 0.95
     alpha: float = 0.05
+    #: price per hour of machines (``suite report --price-per-hour``; :func:`reports.hardware.machine_prices`)
+    prices: dict[str, float] = field(default_factory=dict)
 
     @cached_property
     def separated(self) -> tuple[pd.DataFrame, list[str]]:

@@ -357,7 +357,7 @@ def tuning_figure(metric: str, curves: pd.DataFrame) -> str:
         return to_uri(fig)
 
 
-def devices_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]]) -> str:
+def hardware_figure(table: pd.DataFrame, panels: Sequence[tuple[str, str]]) -> str:
     """Grouped bars per arm and machine, one panel per ``(column, label)`` in ``panels``.
 
     Args:

@@ -53,16 +53,18 @@ def render_html(data: ReportData, *, title: str = "Benchmark report", ctx: Conte
     )
 
 
-def build_report(sources: list[str], out_dir: Path) -> Path:
+def build_report(sources: list[str], out_dir: Path, *, prices: dict[str, float] | None = None) -> Path:
     """Read ``sources``, write ``out_dir/index.html`` (self-contained) and return its path.
 
     Args:
         sources: run folders (with ``optuna.db``), Optuna storage URLs, or journal files
             (``.log``/``.jsonl``); several are merged into one report.
         out_dir: created if missing.
+        prices: price per hour by machine (an id such as ``M1`` or part of its label), for the
+            hardware section's cost to target.
 
     Raises:
-        SuiteError: a source cannot be parsed or opened.
+        SuiteError: a source cannot be parsed or opened, or a price names no machine.
     """
     import matplotlib
 
@@ -71,7 +73,11 @@ def build_report(sources: list[str], out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
-    ctx = Context(data)
+    ctx = Context(data, prices=dict(prices or {}))
+    if ctx.prices:
+        from reports.hardware import machine_prices, with_setups
+
+        machine_prices(with_setups(ctx.trials), ctx.prices)  # a price naming no machine: before writing
     path.write_text(render_html(data, ctx=ctx), encoding="utf-8")
     (out_dir / "findings.json").write_text(json.dumps(ctx.findings, indent=1, default=_json_value),
                                            encoding="utf-8")

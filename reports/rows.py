@@ -28,7 +28,9 @@ TRIAL_COLUMNS = (
     "energy_kwh", "emissions_kg", "energy_method", "energy_country", "energy_error",
     "device", "device_type", "gpu_model", "gpu_count", "gpu_driver", "cuda", "cpu_model", "cpu_cores",
     "ram_gb", "hostname", "machine", "versions", "git_commit", "peak_memory_mb", "started_at",
-    "candidate", "defaults", "worker", "torch_threads", "tracking_errors", "metrics",
+    "candidate", "defaults", "worker", "torch_threads", "tracking_errors",
+    "devices", "jobs", "jobs_per_device", "precision", "matmul_precision", "flops_per_sample", "peak_flops",
+    "gpu_power_limit_w", "energy_duration_s", "machine_power_w", "metrics",
 )
 CURVE_COLUMNS = ("uid", "epoch", "series", "value")
 
@@ -245,6 +247,17 @@ def trial_row(
         "worker": rec.get("worker"),
         "torch_threads": rec.get("torch_threads"),
         "tracking_errors": rec.get("tracking_errors"),
+        "devices": _num(rec.get("world_size", rec.get("devices"))),
+        "jobs": _num(rec.get("jobs")),
+        "jobs_per_device": _num(rec.get("jobs_per_device")),
+        "precision": rec.get("precision"),
+        "matmul_precision": rec.get("matmul_precision"),
+        "flops_per_sample": _num(rec.get("flops_per_sample")),
+        "peak_flops": _num(rec.get("peak_flops")),
+        "gpu_power_limit_w": _num(hw.get("gpu_power_limit_w")),
+        "energy_duration_s": _num(energy.get("duration_s")),
+        "machine_power_w": (_num(energy.get("machine_kwh")) * 3.6e6 / _num(energy.get("machine_s"))
+                            if _num(energy.get("machine_s")) > 0 else math.nan),
         "metrics": metrics,
     }
 

@@ -273,7 +273,8 @@ def emissions_row(record: dict[str, Any], energy: dict[str, Any] | None = None) 
 
 
 def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gpu_kwh: Mapping[str, float],
-              kg_per_kwh: float, gpu_group: Mapping[str, str] | None = None) -> dict[Any, dict[str, Any]]:
+              kg_per_kwh: float, gpu_group: Mapping[str, str] | None = None,
+              measured_by: str | None = None) -> dict[Any, dict[str, Any]]:
     """Share a run's measured machine energy out to its trials.
 
     Args:
@@ -284,6 +285,7 @@ def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gp
         kg_per_kwh: the run's emissions per kWh.
         gpu_group: a trial's ``gpu`` label mapped to the ``gpu_kwh`` key of its physical GPU (MIG
             slices of one GPU: one key, whose energy the trials on either slice share by time).
+        measured_by: how the machine was measured (:func:`measurement_method`), named in ``method``.
 
     Returns:
         Per trial: ``kwh``, ``emissions_kg``, ``cpu_ram_kwh``, ``gpu_kwh``, ``method``. The kWh add
@@ -311,7 +313,8 @@ def apportion(trials: Mapping[Any, Mapping[str, Any]], *, cpu_ram_kwh: float, gp
                     "gpu_kwh": gpu_part,
                     "method": "apportioned: the run's machine measurement (one CodeCarbon tracker"
                               + (", NVML per GPU" if gpu_kwh else "") + "), CPU and RAM by the trial "
-                              "process's CPU seconds" + (", GPU by its time on the GPU" if g else "")}
+                              "process's CPU seconds" + (", GPU by its time on the GPU" if g else "")
+                              + (f"; machine measured by {measured_by}" if measured_by else "")}
     return out
 
 
@@ -324,6 +327,7 @@ class MachineMeter:
         self._nvml = lambda: nvml_energy_per_gpu_mj(per_gpu=True)
         self._nvml_start = self._nvml()
         self.gpu_group = nvml_gpu_groups()
+        self._started = time.perf_counter()
         self.method = ""
         try:
             self.tracker = make_tracker(country, mode="machine")
@@ -338,7 +342,8 @@ class MachineMeter:
         end = self._nvml()
         gpu = {g: (end[g] - self._nvml_start[g]) / 3.6e9 for g in end if g in self._nvml_start}
         out: dict[str, Any] = {"cpu_ram_kwh": 0.0, "gpu_kwh": gpu, "kwh": None, "emissions_kg": None,
-                               "method": self.method, "error": self.error, "gpu_group": self.gpu_group}
+                               "method": self.method, "error": self.error, "gpu_group": self.gpu_group,
+                               "duration_s": time.perf_counter() - self._started}
         if self.tracker is None:
             return out
         try:
@@ -373,7 +378,9 @@ def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str,
     kwh = float(machine["kwh"])
     shares = apportion(pending, cpu_ram_kwh=float(machine["cpu_ram_kwh"]), gpu_kwh=machine["gpu_kwh"],
                        kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0,
-                       gpu_group=machine.get("gpu_group"))
+                       gpu_group=machine.get("gpu_group"), measured_by=machine.get("method") or None)
+    run = {"machine_kwh": kwh, "machine_s": machine.get("duration_s")}  # the window all shares come from
+    shares = {key: {**share, **run} for key, share in shares.items()}
     for s in studies:
         mine = {str(n): v for (name, n), v in shares.items() if name == s.study_name}
         if mine:

@@ -196,7 +196,7 @@ def expected_figures(n_tasks: int, *, machines: int = 1, families: int = 3, opti
         "regularizers": n_tasks,
         "activations": 1,
         "footprint": n_tasks,
-        "devices": 1 if machines >= 2 else 0,
+        "hardware": 1 if machines >= 2 else 0,
         "statistics": int(cd_families) + int(cd_optimizers),
         "optuna": 1,
     }

@@ -22,7 +22,7 @@ from typing import Any
 
 #: the page, top to bottom: what the data support first, then the evidence, reference material last
 PAGE_ORDER = ["findings", "provenance", "leaderboard", "tuning", "architectures", "optimizers",
-              "regularizers", "activations", "footprint", "devices", "statistics", "optuna"]
+              "regularizers", "activations", "footprint", "hardware", "statistics", "optuna"]
 #: the tail of :data:`PAGE_ORDER` that a section without a place (no ``AFTER``) comes before
 APPENDIX = ["statistics", "optuna"]
 

@@ -32,12 +32,18 @@ def dashboard(
 def report(
     sources: Annotated[list[str], typer.Argument(help="run folders, storage URLs or journal files")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder")] = None,
+    price_per_hour: Annotated[list[str] | None, typer.Option(
+        "--price-per-hour", help="MACHINE=USD: a machine's price per hour (its id, e.g. M1, or part of "
+                                 "its label, e.g. H100), for the hardware section's cost to target; "
+                                 "repeatable")] = None,
 ) -> None:
     """Build the self-contained HTML comparison report from one or more sources."""
     from reports import build_report
+    from reports.hardware import parse_prices
 
+    prices = parse_prices(price_per_hour or [])
     target = out_dir or (Path(sources[0]) / "report" if Path(sources[0]).is_dir() else Path("report"))
-    path = build_report(sources, target)
+    path = build_report(sources, target, prices=prices)
     out.print(f"report: {path}")
 
 
