@@ -1,4 +1,6 @@
-"""Read an offline W&B run back from its ``.wandb`` file with wandb's own record reader."""
+"""Read an offline W&B run back from its ``.wandb`` file: wandb's own record messages, framed by
+:func:`suite.wandb_file.read_chunks` (wandb 0.30 removed its Python reader; the framing is checked
+against wandb's writer in tests/test_wandb_file.py)."""
 
 from __future__ import annotations
 
@@ -28,15 +30,15 @@ def read_run(path: Path, timeout: float = 30.0) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal.datastore import DataStore
 
-    store = DataStore()
-    store.open_for_scan(str(path))
+    from suite.wandb_file import WandbFileError, read_chunks
+
     out: dict[str, Any] = {"run": {}, "config": {}, "history": [], "summary": {}, "exited": False}
-    while True:
-        data = store.scan_data()
-        if data is None:
-            break
+    try:
+        chunks = list(read_chunks(Path(path).read_bytes()))
+    except WandbFileError:  # still being written: its last record is not complete yet
+        return out
+    for data in chunks:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
