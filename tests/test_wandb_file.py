@@ -12,7 +12,6 @@ import pytest
 from suite.wandb_file import WandbFileError, amend, read_chunks, write_chunks
 from tests.wandb_reader import read_run
 
-
 #: written by wandb 0.29's own ``DataStore`` with ``wandb_written(path, n=400)`` (gzipped): wandb 0.30
 #: removed that Python writer and reader, so the file is kept to check the framing against it
 DATASTORE_FILE = Path(__file__).parent / "data" / "datastore_written.wandb.gz"
