@@ -33,7 +33,7 @@ FORMATS = (".parquet", ".csv")
 NESTED = ("params", "optuna_params", "tracking_errors")
 INTEGERS = ("number", "study_index", "studies", "seed", "candidate", "torch_threads", "epochs", "epochs_run",
             "steps", "n_params", "batch_size", "epochs_to_target", "gpu_count", "cpu_cores", "devices",
-            "jobs", "jobs_per_device")
+            "jobs", "jobs_per_device", "gpu_other_processes")
 BOOLEANS = ("chosen", "result", "defaults")
 TIMESTAMPS = ("started_at",)
 

@@ -66,10 +66,11 @@ def with_setups(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_measured(method: object) -> bool | None:
-    """Whether an energy method measured every part (``None``: no method recorded)."""
+    """Whether an energy method measured its CPU and GPU parts with a counter (RAPL, NVML; ``None``:
+    no method recorded). RAM is left out: CodeCarbon always estimates it (watts per GB)."""
     if method is None or (isinstance(method, float) and math.isnan(method)):
         return None
-    text = str(method).lower()
+    text = str(method).lower().replace("ram: estimate", "")
     if "tdp" in text or "estimate" in text or "constant" in text:
         return False
     return any(m in text for m in MEASURED)
@@ -184,7 +185,8 @@ def parse_prices(items: list[str]) -> dict[str, float]:
 
 def machine_headers(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per machine (every trial, tuning too): ``machine_id``, ``setup``, ``trials``, ``hosts``,
-    ``driver``, ``cuda``, ``power_limit_w``, ``jobs`` (runs of several jobs: how many), ``energy``
+    ``driver``, ``cuda``, ``power_limit_w``, ``jobs`` (runs of several jobs: how many), ``others``
+    (the most compute processes of others seen on one of its GPUs while measuring), ``energy``
     (``measured``, ``estimated`` or ``not recorded``) and ``energy_method`` (the methods seen)."""
     t = with_setups(trials)
     rows = []
@@ -200,8 +202,10 @@ def machine_headers(trials: pd.DataFrame) -> pd.DataFrame:
                 g["gpu_power_limit_w"], errors="coerce").dropna().unique())) or "-",
             "jobs": ", ".join(_whole(v) for v in sorted(pd.to_numeric(g["jobs"], errors="coerce").dropna()
                                                          .unique())) or "?",
+            "others": _whole(pd.to_numeric(g["gpu_other_processes"], errors="coerce").max())
+            if g["gpu_other_processes"].notna().any() else "-",
             "energy": "not recorded" if not kinds else "measured" if kinds == {True} else "estimated"
             if kinds == {False} else "measured in part",
             "energy_method": "; ".join(methods) or "-"})
     return pd.DataFrame(rows, columns=["machine_id", "setup", "trials", "hosts", "driver", "cuda",
-                                       "power_limit_w", "jobs", "energy", "energy_method"])
+                                       "power_limit_w", "jobs", "others", "energy", "energy_method"])

@@ -30,7 +30,7 @@ TRIAL_COLUMNS = (
     "ram_gb", "hostname", "machine", "versions", "git_commit", "peak_memory_mb", "started_at",
     "candidate", "defaults", "worker", "torch_threads", "tracking_errors",
     "devices", "jobs", "jobs_per_device", "precision", "matmul_precision", "flops_per_sample", "peak_flops",
-    "gpu_power_limit_w", "energy_duration_s", "machine_power_w", "metrics",
+    "gpu_power_limit_w", "energy_duration_s", "machine_power_w", "gpu_other_processes", "metrics",
 )
 CURVE_COLUMNS = ("uid", "epoch", "series", "value")
 
@@ -256,6 +256,8 @@ def trial_row(
         "peak_flops": _num(rec.get("peak_flops")),
         "gpu_power_limit_w": _num(hw.get("gpu_power_limit_w")),
         "energy_duration_s": _num(energy.get("duration_s")),
+        "gpu_other_processes": max((int(_num(v)) for v in _dict(energy.get("gpu_other_processes")).values()
+                                    if math.isfinite(_num(v))), default=math.nan),
         "machine_power_w": (_num(energy.get("machine_kwh")) * 3.6e6 / _num(energy.get("machine_s"))
                             if _num(energy.get("machine_s")) > 0 else math.nan),
         "metrics": metrics,

@@ -64,6 +64,7 @@ class EnergyMeter:
     def start(self, name: str) -> None:
         self._started = time.perf_counter()
         self._nvml_start = nvml_energy_mj()
+        self._others = nvml_other_processes()
         if self.tracker is None:
             return
         try:
@@ -83,6 +84,7 @@ class EnergyMeter:
             "kwh": None, "emissions_kg": None, "duration_s": duration, "method": None,
             "cpu_power_w": None, "gpu_power_w": None, "ram_power_w": None,
             "nvml_kwh": nvml_kwh, "country": self.country, "error": self.error,
+            "gpu_other_processes": most_others(getattr(self, "_others", {}), nvml_other_processes()),
         }
         if self.tracker is None:
             return out
@@ -210,6 +212,35 @@ def nvml_gpu_groups() -> dict[str, str]:
         return {}
 
 
+def nvml_other_processes() -> dict[str, int]:
+    """Per visible GPU, how many compute processes that are neither this process nor one it started
+    (DDP ranks, ``--jobs`` jobs) run on it now, where NVML can tell ({}: no NVML). Their draw is in
+    the GPU's energy counter too."""
+    if not _cuda_available():
+        return {}
+    try:
+        import psutil
+        import pynvml
+
+        from suite import nvml
+
+        pynvml.nvmlInit()
+        me = psutil.Process()
+        own = {me.pid, *(child.pid for child in me.children(recursive=True))}
+        return nvml.other_processes(pynvml, nvml.visible(pynvml), own)
+    except Exception:
+        return {}
+
+
+def most_others(*samples: Mapping[str, int]) -> dict[str, int] | None:
+    """The most other processes seen on each GPU over ``samples`` (None: none could be read)."""
+    out: dict[str, int] = {}
+    for sample in samples:
+        for label, n in sample.items():
+            out[label] = max(out.get(label, 0), int(n))
+    return out or None
+
+
 def nvml_energy_mj() -> float | None:
     """Total energy of the GPUs this process may use since driver load, each GPU once, in millijoules
     (None: no NVML)."""
@@ -328,6 +359,7 @@ class MachineMeter:
         self._nvml_start = self._nvml()
         self.gpu_group = nvml_gpu_groups()
         self._started = time.perf_counter()
+        self._others = nvml_other_processes()  # the jobs start later: they are children, not others
         self.method = ""
         try:
             self.tracker = make_tracker(country, mode="machine")
@@ -343,7 +375,8 @@ class MachineMeter:
         gpu = {g: (end[g] - self._nvml_start[g]) / 3.6e9 for g in end if g in self._nvml_start}
         out: dict[str, Any] = {"cpu_ram_kwh": 0.0, "gpu_kwh": gpu, "kwh": None, "emissions_kg": None,
                                "method": self.method, "error": self.error, "gpu_group": self.gpu_group,
-                               "duration_s": time.perf_counter() - self._started}
+                               "duration_s": time.perf_counter() - self._started,
+                               "gpu_other_processes": most_others(self._others, nvml_other_processes())}
         if self.tracker is None:
             return out
         try:
@@ -379,7 +412,8 @@ def store_apportioned(studies: Sequence[Any], run_id: str, machine: Mapping[str,
     shares = apportion(pending, cpu_ram_kwh=float(machine["cpu_ram_kwh"]), gpu_kwh=machine["gpu_kwh"],
                        kg_per_kwh=float(machine["emissions_kg"]) / kwh if kwh > 0 else 0.0,
                        gpu_group=machine.get("gpu_group"), measured_by=machine.get("method") or None)
-    run = {"machine_kwh": kwh, "machine_s": machine.get("duration_s")}  # the window all shares come from
+    run = {"machine_kwh": kwh, "machine_s": machine.get("duration_s"),  # the window all shares come from
+           "gpu_other_processes": machine.get("gpu_other_processes")}
     shares = {key: {**share, **run} for key, share in shares.items()}
     for s in studies:
         mine = {str(n): v for (name, n), v in shares.items() if name == s.study_name}

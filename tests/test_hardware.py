@@ -176,3 +176,21 @@ def test_price_keys_must_name_one_machine_each():
     with pytest.raises(SuiteError, match="MACHINE=USD"):
         hardware.parse_prices(["M1=-1"])
     assert hardware.parse_prices(["a=b=1"]) == {"a=b": 1.0}
+
+
+def test_machine_headers_say_what_was_measured_and_who_else_used_the_gpu():
+    rows = pd.DataFrame({
+        "machine": ["cuda: H100", "cuda: H100", "cpu: X"], "device": ["cuda", "cuda", "cpu"],
+        "gpu_count": [1, 1, 0], "cpu_cores": [16, 16, 2], "devices": 1, "jobs_per_device": 1,
+        "torch_threads": 1, "precision": "32-true", "matmul_precision": "highest", "hostname": ["a", "b", "c"],
+        "gpu_driver": ["550.1", "550.1", None], "cuda": ["12.4", "12.4", None],
+        "gpu_power_limit_w": [700.0, 700.0, np.nan], "jobs": [4, 4, 1], "gpu_other_processes": [0, 2, np.nan],
+        "energy_method": ["cpu: rapl; ram: estimate; gpu: nvml", "cpu: rapl; gpu: nvml", "cpu: tdp estimate x load"]})
+    h = hardware.machine_headers(rows).set_index("machine_id")
+    assert h.loc["M1", "setup"].startswith("cpu: X x2") and h.loc["M2", "hosts"] == 2  # two hosts, one setup
+    assert (h.loc["M2", "driver"], h.loc["M2", "power_limit_w"], h.loc["M2", "others"]) == ("550.1", "700", "2")
+    assert h.loc["M1", "energy"] == "estimated" and h.loc["M1", "others"] == "-"
+    assert h.loc["M2", "energy"] == "measured"  # CPU by RAPL, GPU by NVML (RAM is always an estimate)
+    assert hardware.machine_headers(rows.assign(energy_method=["gpu: nvml", "cpu: tdp estimate x load; gpu: nvml",
+                                                               None])).loc[1, "energy"] == "measured in part"
+    assert hardware.is_measured("cpu: rapl; gpu: nvml") and hardware.is_measured(None) is None

@@ -135,3 +135,18 @@ def test_jobs_on_two_mig_slices_of_one_gpu_share_its_energy_once(energy_on_fake_
                               gpu_group=machine["gpu_group"])
     assert shares["a"]["gpu_kwh"] == pytest.approx(0.75) and shares["b"]["gpu_kwh"] == pytest.approx(0.25)
     assert sum(s["kwh"] for s in shares.values()) == pytest.approx(1.0)
+
+
+def test_processes_of_others_on_the_visible_gpus_are_counted_and_this_process_is_not(energy_on_fake_nvml,
+                                                                                      monkeypatch):
+    import os
+    import sys
+
+    energy = energy_on_fake_nvml
+    fake = sys.modules["pynvml"]
+    fake.gpus[1].pids = [os.getpid()]  # this process on GPU 1, someone else's on GPU 0 and 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    seen = energy.nvml_other_processes()
+    assert seen == {"0": 1, "1": 0}  # GPU 2's other process is not this run's business
+    assert energy.most_others(seen, {"0": 0, "1": 2}) == {"0": 1, "1": 2}
+    assert energy.most_others({}, {}) is None

@@ -17,7 +17,8 @@ PANELS = [("s_per_step", "seconds per step"), ("time_to_target_s", "time to targ
           ("j_per_1k", "J per 1,000 samples")]
 HEADER = {"machine_id": "machine", "setup": "device x count · jobs per device · threads · precision",
           "trials": "trials", "hosts": "hosts", "driver": "driver", "cuda": "CUDA",
-          "power_limit_w": "power limit W", "jobs": "jobs at once", "energy": "energy",
+          "power_limit_w": "power limit W", "jobs": "jobs at once", "others": "others' GPU processes",
+          "energy": "energy",
           "energy_method": "energy method"}
 
 
@@ -27,6 +28,19 @@ def interval(row: pd.Series, col: str) -> str:
     if not np.isfinite(mean):
         return "-"
     return fmt(mean) + (f" [{fmt(low)}, {fmt(high)}]" if np.isfinite(low) else "")
+
+
+def header_table(headers: pd.DataFrame) -> pd.DataFrame:
+    """The machines' headers, without the columns no machine records (driver, CUDA and power limit
+    on CPU-only reports)."""
+    keep = [c for c in HEADER if c in ("machine_id", "setup") or (headers[c].astype(str) != "-").any()]
+    return headers[keep].rename(columns=HEADER)
+
+
+def rate(value: float) -> str:
+    """A throughput: whole numbers with separators from 100 up, else :func:`fmt`."""
+    v = float(value)
+    return f"{v:,.0f}" if np.isfinite(v) and abs(v) >= 100 else fmt(v)
 
 
 def render(ctx: Context) -> list[Block]:
@@ -43,7 +57,7 @@ def render(ctx: Context) -> list[Block]:
         "interval over the runs that reached it; samples/s, J per 1,000 training samples and average power "
         "over every run; MFU = forward+backward FLOPs per sample (Lightning's measure_flops) x samples/s / "
         "the device's peak FLOP/s, where Lightning's table knows the peak (not for CPUs)."),
-        table(headers[list(HEADER)].rename(columns=HEADER), "machines")]
+        table(header_table(headers), "machines")]
     runs = hardware.per_run(ctx.confirm) if not ctx.confirm.empty else pd.DataFrame()
     short = int(runs["short_window"].sum()) if not runs.empty else 0
     if short:
@@ -52,9 +66,15 @@ def render(ctx: Context) -> list[Block]:
             f"{hardware.RELIABLE_WINDOW_S:.0f} s (MLPerf's power rules ask for at least 60 samples at 1 Hz; "
             "CodeCarbon samples power every second): their energy and power are rough. Longer budgets or "
             "--jobs (one run-long measurement, apportioned) help."))
+    busy = headers[headers["others"].astype(str).str.isdigit() & (headers["others"].astype(str) != "0")]
+    if not busy.empty:
+        blocks.append(note(
+            f"Machines {', '.join(busy['machine_id'])}: other users' processes ran on a GPU while it was "
+            "measured (NVML, at the start and end of each window): the energy counter includes their draw."))
     if "estimated" in set(headers["energy"]) or "measured in part" in set(headers["energy"]):
-        blocks.append(note("Energy marked estimated comes in part from CodeCarbon's TDP x load model, not a "
-                           "power counter: compare it across machines with care."))
+        blocks.append(note("Energy marked estimated comes in part from CodeCarbon's TDP x load model, not "
+                           "a power counter: compare it across machines with care (RAM is CodeCarbon's "
+                           "estimate everywhere)."))
     shared_energy = runs["energy_method"].astype(str).str.startswith("apportioned") if not runs.empty else []
     if len(shared_energy) and shared_energy.any() and not shared_energy.all():
         blocks.append(note(
@@ -88,7 +108,7 @@ def render(ctx: Context) -> list[Block]:
                    "steps to target": interval(r, "steps_to_target"), "s / step": fmt(r["s_per_step"]),
                    "time to target s": interval(r, "time_to_target_s"),
                    "energy to target Wh": interval(r, "energy_to_target_wh"),
-                   "samples/s": fmt(r["samples_per_s"]), "J / 1k samples": fmt(r["j_per_1k"]),
+                   "samples/s": rate(r["samples_per_s"]), "J / 1k samples": fmt(r["j_per_1k"]),
                    "avg power W": fmt(r["power_w"]),
                    "MFU %": fmt(100 * float(r["mfu"]), 3) if np.isfinite(float(r["mfu"])) else "-"}
             if ctx.prices:
