@@ -132,20 +132,48 @@ class CpuTimeMeter:
                 "ram_power_w": None, "nvml_kwh": None, "country": self.country, "error": None}
 
 
+def tracker_kwargs(country: str, mode: str, gpu_ids: list[int] | None) -> dict[str, Any]:
+    """The ``OfflineEmissionsTracker`` arguments: quiet, no network, no file of its own, and the
+    GPUs to measure as NVML indices (:func:`nvml_visible_indices`) when the suite knows them."""
+    kwargs: dict[str, Any] = {
+        "country_iso_code": country,
+        "log_level": "error",
+        "output_methods": [],  # nothing written by CodeCarbon: the suite writes emissions.csv
+        "measure_power_secs": 1,
+        "allow_multiple_runs": True,
+        "tracking_mode": mode,
+        "project_name": CODECARBON_PROJECT,
+    }
+    if gpu_ids:
+        kwargs["gpu_ids"] = list(gpu_ids)
+    return kwargs
+
+
+def nvml_visible_indices() -> list[int] | None:
+    """The NVML indices of the physical GPUs this process may use (:mod:`suite.nvml`), for CodeCarbon,
+    whose own reading of ``CUDA_VISIBLE_DEVICES`` (3.3) takes numbers as NVML indices whatever
+    ``CUDA_DEVICE_ORDER`` says, matches no ``GPU-<uuid>`` entry (it strips the letters M, I, G and
+    ``-`` from the left) and no MIG slice. ``None``: no CUDA or no NVML."""
+    if not _cuda_available():
+        return None
+    try:
+        import pynvml
+
+        from suite import nvml
+
+        pynvml.nvmlInit()
+        return sorted({int(pynvml.nvmlDeviceGetIndex(v.handle)) for v in nvml.visible(pynvml)}) or None
+    except Exception:
+        return None
+
+
 def make_tracker(country: str, mode: str = "process"):
-    """A quiet ``OfflineEmissionsTracker`` that never calls the network or writes files."""
+    """A quiet ``OfflineEmissionsTracker`` that never calls the network or writes files, measuring
+    the GPUs this process may use (:func:`tracker_kwargs`)."""
     from codecarbon import OfflineEmissionsTracker
 
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
-    tracker = OfflineEmissionsTracker(
-        country_iso_code=country,
-        log_level="error",
-        output_methods=[],  # nothing written by CodeCarbon: the suite writes emissions.csv
-        measure_power_secs=1,
-        allow_multiple_runs=True,
-        tracking_mode=mode,
-        project_name=CODECARBON_PROJECT,
-    )
+    tracker = OfflineEmissionsTracker(**tracker_kwargs(country, mode, nvml_visible_indices()))
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     return tracker
 

@@ -38,6 +38,9 @@ class FakeNvml:
     def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, mig):
         return self.migs[mig[1]]
 
+    def nvmlDeviceGetIndex(self, h):
+        return h.index
+
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
         return h.energy
 
@@ -150,3 +153,21 @@ def test_processes_of_others_on_the_visible_gpus_are_counted_and_this_process_is
     assert seen == {"0": 1, "1": 0}  # GPU 2's other process is not this run's business
     assert energy.most_others(seen, {"0": 0, "1": 2}) == {"0": 1, "1": 2}
     assert energy.most_others({}, {}) is None
+
+
+@pytest.mark.parametrize(("cuda_visible", "indices"), [
+    ("GPU-22", [2]),  # CodeCarbon 3.3 alone matches no GPU-<uuid> entry
+    ("MIG-3a,MIG-3b", [3]),  # two slices: their GPU once
+    ("2,0", [0, 2]),
+    (None, [0, 1, 2, 3]),
+])
+def test_codecarbon_is_told_the_nvml_indices_of_the_visible_gpus(energy_on_fake_nvml, monkeypatch,
+                                                                  cuda_visible, indices):
+    energy = energy_on_fake_nvml
+    if cuda_visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", cuda_visible)
+    assert energy.nvml_visible_indices() == indices
+    assert energy.tracker_kwargs("USA", "process", indices)["gpu_ids"] == indices
+    assert "gpu_ids" not in energy.tracker_kwargs("USA", "process", None)  # CPU: CodeCarbon's default
