@@ -118,16 +118,19 @@ TO_TARGET = ("steps_to_target", "time_to_target_s", "energy_to_target_wh")
 
 def hardware_table(confirm: pd.DataFrame, prices: Mapping[str, float] | None = None, *,
                    level: float = 0.95) -> pd.DataFrame:
-    """Per task, arm and machine: ``runs``, ``reached`` (runs whose validation reached the target),
-    the means of :data:`MEANS` over every run, and of :data:`TO_TARGET` over the runs that reached
-    with their ``<col>_low``/``<col>_high`` interval (``level``; NaN under two runs), and
+    """Per task, arm (and ``fixed`` params) and machine: ``runs``, ``reached`` (runs whose validation
+    reached the target), the means of :data:`MEANS` over every run, and of :data:`TO_TARGET` over the
+    runs that reached with their ``<col>_low``/``<col>_high`` interval (``level``; NaN under two runs), and
     ``cost_to_target_usd`` = the machine's price per hour (:func:`machine_prices`) x time to target.
     """
     runs = per_run(confirm)
-    keys = [*ARM, "machine_id", "setup"]
+    keys = [*ARM, "fixed", "machine_id", "setup"]
     if runs.empty:
         return pd.DataFrame(columns=[*keys, "runs", "reached", *MEANS, *TO_TARGET, "cost_to_target_usd"])
-    runs = runs.assign(family=runs.get("family_name", runs["family"]))
+    # one arm whichever run folder it came from (the other sections tell sources apart in the family
+    # label), but never two sets of fixed params; budgets are told apart in the task label
+    fixed = runs["fixed"] if "fixed" in runs else pd.Series(None, index=runs.index, dtype=object)
+    runs = runs.assign(family=runs.get("family_name", runs["family"]), fixed=fixed.fillna("").astype(str))
     g = runs.groupby(keys, dropna=False)
     out = g.agg(runs=("uid", "count"), short_windows=("short_window", "sum"),
                 **{m: (m, "mean") for m in MEANS}).reset_index()

@@ -194,3 +194,17 @@ def test_machine_headers_say_what_was_measured_and_who_else_used_the_gpu():
     assert hardware.machine_headers(rows.assign(energy_method=["gpu: nvml", "cpu: tdp estimate x load; gpu: nvml",
                                                                None])).loc[1, "energy"] == "measured in part"
     assert hardware.is_measured("cpu: rapl; gpu: nvml") and hardware.is_measured(None) is None
+
+
+def test_two_sources_of_one_arm_are_one_row_per_machine_but_fixed_params_stay_apart():
+    base = {"task": "t", "optimizer": "adam", "regularizers": "none", "machine": "cpu: X", "device": "cpu",
+            "gpu_count": 0, "cpu_cores": 2, "devices": 1, "jobs_per_device": 1, "torch_threads": 1,
+            "precision": "32-true", "matmul_precision": "highest", "steps": 10, "epochs_run": 1,
+            "epochs_to_target": 1, "fit_s": 1.0, "time_to_target_s": 1.0, "energy_kwh": np.nan, "samples": 100.0,
+            "energy_duration_s": np.nan, "flops_per_sample": np.nan, "samples_per_s": 100.0, "peak_flops": np.nan,
+            "energy_method": None, "machine_power_w": np.nan}
+    confirm = pd.DataFrame([{**base, "uid": "a", "family": "mlp [runs/a]", "family_name": "mlp", "fixed": None},
+                            {**base, "uid": "b", "family": "mlp [runs/b]", "family_name": "mlp", "fixed": None},
+                            {**base, "uid": "c", "family": "mlp [width=8]", "family_name": "mlp", "fixed": "width=8"}])
+    tab = hardware.hardware_table(confirm)
+    assert tab[["family", "fixed", "runs"]].values.tolist() == [["mlp", "", 2], ["mlp", "width=8", 1]]

@@ -86,7 +86,8 @@ def render(ctx: Context) -> list[Block]:
         return blocks
     tab = hardware.hardware_table(ctx.confirm, ctx.prices, level=ctx.level)
     tab = tab.assign(arm_label=tab["family"].astype(str) + " / " + tab["optimizer"].astype(str) + " / "
-                     + tab["regularizers"].astype(str), machine=tab["machine_id"])
+                     + tab["regularizers"].astype(str)
+                     + tab["fixed"].map(lambda f: f" [{f}]" if f else ""), machine=tab["machine_id"])
     shared = tab.groupby(["task", "arm_label"])["machine_id"].transform("nunique") >= 2
     panels = [p for p in PANELS if np.isfinite(tab.loc[shared, p[0]].astype(float)).any()]
     if shared.any() and panels:
