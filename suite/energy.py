@@ -21,7 +21,7 @@ import csv
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class EnergyMeter:
         self.country = country
         self.error: str | None = None
         self._nvml_start: float | None = None
+        self._others: dict[str, int] = {}
         self._started = 0.0
         try:
             self.tracker = self._get_tracker(country)
@@ -84,7 +85,7 @@ class EnergyMeter:
             "kwh": None, "emissions_kg": None, "duration_s": duration, "method": None,
             "cpu_power_w": None, "gpu_power_w": None, "ram_power_w": None,
             "nvml_kwh": nvml_kwh, "country": self.country, "error": self.error,
-            "gpu_other_processes": most_others(getattr(self, "_others", {}), nvml_other_processes()),
+            "gpu_other_processes": most_others(self._others, nvml_other_processes()),
         }
         if self.tracker is None:
             return out
@@ -154,17 +155,8 @@ def nvml_visible_indices() -> list[int] | None:
     whose own reading of ``CUDA_VISIBLE_DEVICES`` (3.3) takes numbers as NVML indices whatever
     ``CUDA_DEVICE_ORDER`` says, matches no ``GPU-<uuid>`` entry (it strips the letters M, I, G and
     ``-`` from the left) and no MIG slice. ``None``: no CUDA or no NVML."""
-    if not _cuda_available():
-        return None
-    try:
-        import pynvml
-
-        from suite import nvml
-
-        pynvml.nvmlInit()
-        return sorted({int(pynvml.nvmlDeviceGetIndex(v.handle)) for v in nvml.visible(pynvml)}) or None
-    except Exception:
-        return None
+    return _on_visible_gpus(
+        lambda lib, devices: sorted({int(lib.nvmlDeviceGetIndex(v.handle)) for v in devices}) or None, None)
 
 
 def make_tracker(country: str, mode: str = "process"):
@@ -207,57 +199,54 @@ def measurement_method(tracker: Any) -> str:
     return "; ".join(parts) or "unknown"
 
 
-def nvml_energy_per_gpu_mj(*, per_gpu: bool = False) -> dict[str, float]:
-    """Total energy of each NVIDIA GPU this process may use (``CUDA_VISIBLE_DEVICES``: NVML itself sees
-    every GPU of the host) since driver load, in millijoules, by its label there ({}: no NVML);
-    ``per_gpu``: each physical GPU once (MIG slices share one counter)."""
+def _on_visible_gpus(read: Callable[[Any, list[Any]], Any], default: Any) -> Any:
+    """``read(pynvml, devices)`` on the NVML devices this process may use (:func:`suite.nvml.visible`:
+    NVML itself sees every GPU of the host whatever ``CUDA_VISIBLE_DEVICES`` says), or ``default``
+    without CUDA or NVML, or when NVML fails."""
     if not _cuda_available():
-        return {}
+        return default
     try:
         import pynvml
 
         from suite import nvml
 
         pynvml.nvmlInit()
-        return nvml.energy_mj(pynvml, nvml.visible(pynvml), per_gpu=per_gpu)  # the visible GPUs only
+        return read(pynvml, nvml.visible(pynvml))
     except Exception:
-        return {}
+        return default
+
+
+def nvml_energy_per_gpu_mj(*, per_gpu: bool = False) -> dict[str, float]:
+    """Total energy of each NVIDIA GPU this process may use since driver load, in millijoules, by its
+    label in ``CUDA_VISIBLE_DEVICES`` ({}: no NVML); ``per_gpu``: each physical GPU once (MIG slices
+    share one counter)."""
+    from suite import nvml
+
+    return _on_visible_gpus(lambda lib, devices: nvml.energy_mj(lib, devices, per_gpu=per_gpu), {})
 
 
 def nvml_gpu_groups() -> dict[str, str]:
     """Each visible GPU's label mapped to the label its physical GPU's energy is read under with
     ``per_gpu`` ({}: no NVML): MIG slices of one GPU share one (:func:`suite.nvml.physical`)."""
-    if not _cuda_available():
-        return {}
-    try:
-        import pynvml
+    from suite import nvml
 
-        from suite import nvml
-
-        pynvml.nvmlInit()
-        return nvml.physical(nvml.visible(pynvml))
-    except Exception:
-        return {}
+    return _on_visible_gpus(lambda lib, devices: nvml.physical(devices), {})
 
 
 def nvml_other_processes() -> dict[str, int]:
     """Per visible GPU, how many compute processes that are neither this process nor one it started
     (DDP ranks, ``--jobs`` jobs) run on it now, where NVML can tell ({}: no NVML). Their draw is in
     the GPU's energy counter too."""
-    if not _cuda_available():
-        return {}
-    try:
-        import psutil
-        import pynvml
+    import psutil
 
-        from suite import nvml
+    from suite import nvml
 
-        pynvml.nvmlInit()
+    def others(lib: Any, devices: list[Any]) -> dict[str, int]:
         me = psutil.Process()
         own = {me.pid, *(child.pid for child in me.children(recursive=True))}
-        return nvml.other_processes(pynvml, nvml.visible(pynvml), own)
-    except Exception:
-        return {}
+        return nvml.other_processes(lib, devices, own)
+
+    return _on_visible_gpus(others, {})
 
 
 def most_others(*samples: Mapping[str, int]) -> dict[str, int] | None:
