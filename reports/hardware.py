@@ -53,16 +53,24 @@ def setup_label(row: Mapping[str, object]) -> str:
     return " · ".join(parts)
 
 
-def with_setups(trials: pd.DataFrame) -> pd.DataFrame:
+def with_setups(trials: pd.DataFrame, ids: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``trials`` with ``device_count`` (GPUs on CUDA, cores on CPU), ``setup`` (:func:`setup_label`)
-    and ``machine_id`` (``M1``, ``M2``, ... in label order)."""
+    and ``machine_id``: from ``ids`` (setup -> id, :func:`machine_ids` of the whole report, so that
+    the confirm runs' ids are the machine headers'), else ``M1``, ``M2``, ... in label order."""
     out = trials.copy()
     cuda = out["device"].astype(str) == "cuda"
     out["device_count"] = np.where(cuda, out["gpu_count"].astype(float), out["cpu_cores"].astype(float))
     out["setup"] = [setup_label(r) for r in out.to_dict("records")]
-    ids = {s: f"M{i + 1}" for i, s in enumerate(sorted(out["setup"].unique()))}
+    if ids is None:
+        ids = {s: f"M{i + 1}" for i, s in enumerate(sorted(out["setup"].unique()))}
     out["machine_id"] = out["setup"].map(ids)
     return out
+
+
+def machine_ids(trials: pd.DataFrame) -> dict[str, str]:
+    """Each setup of ``trials`` (every trial of a report) and its id, ``M1``, ``M2``, ... in label order."""
+    t = with_setups(trials)
+    return dict(zip(t["setup"], t["machine_id"], strict=True))
 
 
 def is_measured(method: object) -> bool | None:
@@ -76,7 +84,7 @@ def is_measured(method: object) -> bool | None:
     return any(m in text for m in MEASURED)
 
 
-def per_run(confirm: pd.DataFrame) -> pd.DataFrame:
+def per_run(confirm: pd.DataFrame, ids: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per confirm run with the hardware quantities (NaN where a part is not recorded):
 
     * ``steps_to_target`` = ``epochs_to_target`` x ``steps / epochs_run`` (optimizer steps until the
@@ -90,7 +98,7 @@ def per_run(confirm: pd.DataFrame) -> pd.DataFrame:
     * ``mfu`` = ``flops_per_sample`` x ``samples_per_s`` / (``peak_flops`` x ``devices``): model FLOPs
       utilisation over the fit, where the device's peak is known.
     """
-    c = with_setups(confirm)
+    c = with_setups(confirm, ids)
     f = {k: pd.to_numeric(c[k], errors="coerce").astype(float) for k in (
         "steps", "epochs_run", "epochs_to_target", "fit_s", "time_to_target_s", "energy_kwh", "samples",
         "energy_duration_s", "flops_per_sample", "samples_per_s", "peak_flops", "devices")}
@@ -117,13 +125,14 @@ TO_TARGET = ("steps_to_target", "time_to_target_s", "energy_to_target_wh")
 
 
 def hardware_table(confirm: pd.DataFrame, prices: Mapping[str, float] | None = None, *,
-                   level: float = 0.95) -> pd.DataFrame:
+                   ids: Mapping[str, str] | None = None, level: float = 0.95) -> pd.DataFrame:
     """Per task, arm (and ``fixed`` params) and machine: ``runs``, ``reached`` (runs whose validation
     reached the target), the means of :data:`MEANS` over every run, and of :data:`TO_TARGET` over the
     runs that reached with their ``<col>_low``/``<col>_high`` interval (``level``; NaN under two runs), and
-    ``cost_to_target_usd`` = the machine's price per hour (:func:`machine_prices`) x time to target.
+    ``cost_to_target_usd`` = the machine's price per hour (``prices``: by machine id, as
+    :func:`machine_prices` resolves them) x time to target. ``ids``: as :func:`with_setups`.
     """
-    runs = per_run(confirm)
+    runs = per_run(confirm, ids)
     keys = [*ARM, "fixed", "machine_id", "setup"]
     if runs.empty:
         return pd.DataFrame(columns=[*keys, "runs", "reached", *MEANS, *TO_TARGET, "cost_to_target_usd"])
@@ -139,7 +148,7 @@ def hardware_table(confirm: pd.DataFrame, prices: Mapping[str, float] | None = N
         ci = mean_ci(runs, keys, col, level=level).rename(
             columns={"mean": col, "ci_low": f"{col}_low", "ci_high": f"{col}_high"})
         out = out.merge(ci[[*keys, col, f"{col}_low", f"{col}_high"]], on=keys, how="left")
-    price = out["machine_id"].map(machine_prices(runs, prices or {})).astype(float)
+    price = out["machine_id"].map(dict(prices or {})).astype(float)
     out["cost_to_target_usd"] = price * out["time_to_target_s"] / 3600
     return out.sort_values([*ARM, "machine_id"]).reset_index(drop=True)
 

@@ -208,3 +208,21 @@ def test_two_sources_of_one_arm_are_one_row_per_machine_but_fixed_params_stay_ap
                             {**base, "uid": "c", "family": "mlp [width=8]", "family_name": "mlp", "fixed": "width=8"}])
     tab = hardware.hardware_table(confirm)
     assert tab[["family", "fixed", "runs"]].values.tolist() == [["mlp", "", 2], ["mlp", "width=8", 1]]
+
+
+def test_a_machine_with_tuning_trials_only_keeps_the_ids_of_the_headers_in_the_table():
+    """Ids come from every trial of the report: the confirm runs of machine "cpu: B" are M2 in the
+    table as in the header, though "cpu: A" ran no confirm run (its own frame would call B M1)."""
+    base = {"task": "t", "family": "mlp", "optimizer": "adam", "regularizers": "none", "device": "cpu",
+            "gpu_count": 0, "cpu_cores": 2, "devices": 1, "jobs_per_device": 1, "torch_threads": 1,
+            "precision": "32-true", "matmul_precision": "highest", "steps": 10, "epochs_run": 1,
+            "epochs_to_target": 1, "fit_s": 1.0, "time_to_target_s": 1.0, "energy_kwh": np.nan, "samples": 100.0,
+            "energy_duration_s": np.nan, "flops_per_sample": np.nan, "samples_per_s": 100.0, "peak_flops": np.nan,
+            "energy_method": None, "machine_power_w": np.nan, "fixed": None}
+    trials = pd.DataFrame([{**base, "uid": "a", "machine": "cpu: A"}, {**base, "uid": "b", "machine": "cpu: B"}])
+    ids = hardware.machine_ids(trials)
+    confirm = trials.iloc[[1]]
+    runs = hardware.with_setups(trials, ids)
+    tab = hardware.hardware_table(confirm, hardware.machine_prices(runs, {"cpu: B": 3600.0}), ids=ids)
+    assert tab["machine_id"].tolist() == ["M2"] and tab["cost_to_target_usd"].tolist() == [1.0]
+    assert hardware.hardware_table(confirm)["machine_id"].tolist() == ["M1"]  # what a frame of its own says

@@ -58,7 +58,8 @@ def render(ctx: Context) -> list[Block]:
         "over every run; MFU = forward+backward FLOPs per sample (Lightning's measure_flops) x samples/s / "
         "the device's peak FLOP/s, where Lightning's table knows the peak (not for CPUs)."),
         table(header_table(headers), "machines")]
-    runs = hardware.per_run(ctx.confirm) if not ctx.confirm.empty else pd.DataFrame()
+    ids = hardware.machine_ids(ctx.trials)  # one id per machine on the whole page
+    runs = hardware.per_run(ctx.confirm, ids) if not ctx.confirm.empty else pd.DataFrame()
     short = int(runs["short_window"].sum()) if not runs.empty else 0
     if short:
         blocks.append(note(
@@ -84,7 +85,8 @@ def render(ctx: Context) -> list[Block]:
     if ctx.confirm.empty:
         blocks.append(note("No completed confirm trials: no per-machine figures."))
         return blocks
-    tab = hardware.hardware_table(ctx.confirm, ctx.prices, level=ctx.level)
+    prices = hardware.machine_prices(hardware.with_setups(ctx.trials, ids), ctx.prices)
+    tab = hardware.hardware_table(ctx.confirm, prices, ids=ids, level=ctx.level)
     tab = tab.assign(arm_label=tab["family"].astype(str) + " / " + tab["optimizer"].astype(str) + " / "
                      + tab["regularizers"].astype(str)
                      + tab["fixed"].map(lambda f: f" [{f}]" if f else ""), machine=tab["machine_id"])
